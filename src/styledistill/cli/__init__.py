@@ -1,0 +1,101 @@
+"""The ``styledistill`` command: one sub-command per module in this package.
+
+Each sub-command module defines ``HELP`` (one line), ``EXAMPLES`` (shown in
+``--help``), ``add_arguments(parser)`` and ``run(args) -> int``. Modules import
+torch and friends inside ``run`` so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import StyledistillError
+
+#: Sub-commands in the order ``--help`` lists them (the flow of design §2).
+COMMANDS: dict[str, str] = {
+    "demo": "styledistill.cli.demo",
+    "samples": "styledistill.cli.samples",
+    "teach": "styledistill.cli.teach",
+    "dataset": "styledistill.cli.dataset",
+    "train": "styledistill.cli.train",
+    "stylize": "styledistill.cli.stylize",
+    "evaluate": "styledistill.cli.evaluate",
+    "bench": "styledistill.cli.bench",
+    "export": "styledistill.cli.export",
+    "serve": "styledistill.cli.serve",
+}
+
+EXAMPLES = """\
+examples:
+  styledistill demo --quick                 # offline end to end: teach, train, evaluate
+  styledistill samples --out samples/        # sample photos + generated styles
+  styledistill teach --teacher texture --contents samples/contents \\
+      --styles samples/styles --out data/texture
+  styledistill train --data data/texture --out runs/small
+  styledistill stylize runs/small/student --content photo.jpg --style art.jpg --out out.png
+
+Run 'styledistill COMMAND --help' for the options and examples of each command.
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep example layout and show defaults."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="styledistill",
+        description="Distil diffusion style transfer (StyleID) into a real-time transformer (STTR).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"styledistill {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # not built yet
+            raise
+        command = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            epilog=getattr(module, "EXAMPLES", None),
+            formatter_class=_Formatter,
+        )
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except StyledistillError as exc:
+        print(f"styledistill {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM):
+            where = f" ({exc.filename})" if exc.filename else ""
+            print(f"styledistill {args.command}: error: {exc.strerror}{where}", file=sys.stderr)
+            return 1
+        raise
+    except KeyboardInterrupt:
+        print(f"styledistill {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

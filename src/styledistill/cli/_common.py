@@ -1,0 +1,41 @@
+"""Small helpers shared by sub-commands (device choice, progress bars)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda when available, else cpu)",
+    )
+
+
+def resolve_device(name: str | None):
+    """The torch device to use: the one asked for, else CUDA when available, else CPU."""
+    import torch
+
+    from ..errors import ConfigError
+
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"--device {name!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm progress bar on stderr (rate and ETA included)."""
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("file", sys.stderr)
+    kwargs.setdefault("dynamic_ncols", True)
+    kwargs.setdefault("mininterval", 0.5)
+    return tqdm(iterable, **kwargs)
