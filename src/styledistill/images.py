@@ -108,7 +108,11 @@ def load_image(
         tensor = _tensor_from_array(source, name)
     elif isinstance(source, Image.Image):
         _check_size(source.size, name, max_pixels, min_side)
-        return _tensor_from_pil(source, name)
+        try:
+            return _tensor_from_pil(source, name)
+        except (OSError, SyntaxError, EOFError) as exc:  # a lazily opened, corrupt file
+            reason = str(exc) or type(exc).__name__
+            raise ImageError(name, f"truncated or corrupt image data ({reason})") from None
     elif isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise ImageError(name, "empty data (0 bytes)")
@@ -243,6 +247,12 @@ def _tensor_from_tensor(tensor: torch.Tensor, name: str | None) -> torch.Tensor:
         tensor = tensor.unsqueeze(0)
     if tensor.ndim != 3 or tensor.shape[0] not in (1, 3):
         raise ImageError(name, f"tensor of shape {tuple(tensor.shape)} is not [3, H, W]")
+    if tensor.dtype == torch.uint8:  # 8-bit pixels, not [0, 1] floats
+        tensor = tensor.detach().to("cpu", torch.float32) / 255.0
+    elif tensor.dtype == torch.bool:
+        tensor = tensor.detach().to("cpu", torch.float32)
+    elif not tensor.is_floating_point():
+        raise ImageError(name, f"unsupported tensor dtype {tensor.dtype}; use float in [0, 1]")
     tensor = tensor.detach().to("cpu", torch.float32)
     if not torch.isfinite(tensor).all():
         raise ImageError(name, "tensor contains NaN or infinite values")
@@ -273,7 +283,8 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> list[Pa
 def to_pil(image: torch.Tensor | Image.Image) -> Image.Image:
     """``[3,H,W]``/``[1,3,H,W]`` tensor in [0, 1] -> 8-bit RGB PIL image (rounded)."""
     if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
+        # alpha, 16-bit and palette images take the same path as load_image (alpha on white)
+        return image if image.mode == "RGB" else to_pil(to_tensor(image))
     if image.ndim == 4:
         if image.shape[0] != 1:
             raise ValueError(f"to_pil takes one image, got a batch of {image.shape[0]}")
@@ -289,6 +300,16 @@ def to_pil(image: torch.Tensor | Image.Image) -> Image.Image:
 def to_tensor(image: Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:
     """PIL/numpy/tensor -> float32 ``[3,H,W]`` in [0, 1], with no size checks."""
     return load_image(image, max_pixels=None, min_side=1)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: os.umask() is process-wide, so probing it later races with threads.
+_UMASK = _read_umask()
 
 
 def save_image(
@@ -307,6 +328,8 @@ def save_image(
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); give it the usual umask-based mode
+        os.chmod(tmp_name, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
             pil.save(fh, format=fmt, **options)
@@ -326,7 +349,7 @@ def save_image(
 
 
 def _as_pil(image: torch.Tensor | Image.Image) -> Image.Image:
-    return image.convert("RGB") if isinstance(image, Image.Image) else to_pil(image)
+    return to_pil(image)
 
 
 def center_crop_resize(image: torch.Tensor | Image.Image, size: int) -> torch.Tensor:
