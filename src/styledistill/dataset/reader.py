@@ -1,0 +1,298 @@
+"""Reading a dataset folder: manifests, dataset.json, failures, train/val split, summary.
+
+Pure Python (no torch), so ``styledistill dataset info`` stays fast. Readers tolerate
+a torn last manifest line (a writer killed mid-line) by ignoring it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = [
+    "DATASET_FILE",
+    "FAILURES_FILE",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST_FILE",
+    "dataset_info",
+    "iter_jsonl",
+    "read_dataset_json",
+    "read_failures",
+    "read_manifest",
+    "shard_dirs",
+    "split_keys",
+]
+
+DATASET_FILE = "dataset.json"
+MANIFEST_FILE = "manifest.jsonl"
+FAILURES_FILE = "failures.jsonl"
+FORMAT = "styledistill-paired-dataset"
+FORMAT_VERSION = 1
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """Objects of a JSON-lines file. A last line without its newline (torn write) is skipped."""
+    with open(path, "rb") as fh:
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                return  # torn tail from a killed writer: not a finished record
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # cannot happen with our writer; never fatal for a reader
+            if isinstance(record, dict):
+                yield record
+
+
+def shard_dirs(root: str | os.PathLike) -> list[Path]:
+    """Shard folders of a dataset (``shard-*`` holding a manifest), sorted by name."""
+    root = Path(root)
+    return sorted(
+        path for path in root.glob("shard-*") if path.is_dir() and (path / MANIFEST_FILE).is_file()
+    )
+
+
+def _require_dataset(root: Path) -> None:
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such dataset folder")
+    if not (root / DATASET_FILE).is_file() and not shard_dirs(root):
+        raise ConfigError(
+            f"{root}: not a styledistill dataset (no {DATASET_FILE} and no shard-*/{MANIFEST_FILE}); "
+            "make one with 'styledistill teach'"
+        )
+
+
+def read_dataset_json(root: str | os.PathLike) -> dict[str, Any]:
+    """The plan description at the top of a dataset (``{}`` when absent)."""
+    path = Path(root) / DATASET_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ConfigError(f"{path}: not a styledistill dataset description")
+    return data
+
+
+def read_manifest(root: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every finished pair of the dataset, one dict per key (all shards, in shard order).
+
+    Fields: ``key``, ``content``/``style`` (source paths), ``content_rel``/``style_rel``
+    (paths inside the input folders), ``output`` (image path relative to ``root``),
+    ``teacher``, ``teacher_config``, ``model``, ``seed``, ``sizes`` (``[width, height]``
+    of the content, style and output), ``seconds``, ``shard``, ``time``; and
+    ``content_input``/``style_input`` (relative to ``root``) when inputs were copied.
+    A key seen twice (impossible with one writer per shard) is kept once.
+    """
+    root = Path(root)
+    _require_dataset(root)
+    seen: set[str] = set()
+    records = []
+    for shard in shard_dirs(root):
+        for record in iter_jsonl(shard / MANIFEST_FILE):
+            key = record.get("key")
+            if not isinstance(key, str) or key in seen:
+                continue
+            seen.add(key)
+            records.append(record)
+    return records
+
+
+def read_failures(root: str | os.PathLike) -> list[dict[str, Any]]:
+    """Unreadable inputs reported by all shards (``path``, ``role``, ``reason``), once per path."""
+    root = Path(root)
+    seen: set[str] = set()
+    failures = []
+    for path in sorted(root.glob(f"shard-*/{FAILURES_FILE}")):
+        for record in iter_jsonl(path):
+            where = str(record.get("path"))
+            if where not in seen:
+                seen.add(where)
+                failures.append(record)
+    return failures
+
+
+def _held_out(items: Sequence[str], fraction: float, rng: random.Random) -> set[str]:
+    if fraction <= 0 or len(items) < 2:
+        return set()
+    count = min(len(items) - 1, max(1, round(fraction * len(items))))
+    return set(rng.sample(list(items), count))
+
+
+def split_keys(
+    records: Iterable[dict[str, Any]], val_fraction: float, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """Split pair keys into ``(train, val)`` so no validation content or style is trained on.
+
+    A share of the contents and a share of the styles are held out; a pair goes to
+    validation when its content or its style is held out, else to training. The
+    held-out share ``h`` per axis solves ``1 - (1 - h)^2 = val_fraction``, so roughly
+    ``val_fraction`` of the pairs (of an all-pairs plan) end up in validation. With a
+    single content (or style) only the other axis is held out. Deterministic for a seed.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    records = list(records)
+    contents = sorted({_content_id(r) for r in records})
+    styles = sorted({_style_id(r) for r in records})
+    per_axis = 1.0 - math.sqrt(1.0 - val_fraction)
+    if len(contents) < 2 or len(styles) < 2:
+        per_axis = val_fraction  # only one axis can be held out
+    rng = random.Random(f"split:{seed}")
+    held_contents = _held_out(contents, per_axis, rng)
+    held_styles = _held_out(styles, per_axis, rng)
+    train, val = [], []
+    for record in records:
+        if _content_id(record) in held_contents or _style_id(record) in held_styles:
+            val.append(record["key"])
+        else:
+            train.append(record["key"])
+    return train, val
+
+
+def _content_id(record: dict[str, Any]) -> str:
+    return str(record.get("content_rel") or record.get("content"))
+
+
+def _style_id(record: dict[str, Any]) -> str:
+    return str(record.get("style_rel") or record.get("style"))
+
+
+def _disk_use(root: Path) -> int:
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def human_bytes(count: float) -> str:
+    """``1536`` -> ``1.5 KiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def _spread(values: list[int]) -> dict[str, int] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return {"min": ordered[0], "median": ordered[len(ordered) // 2], "max": ordered[-1]}
+
+
+def _decodes(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+        return True
+    except Exception:
+        return False
+
+
+def dataset_info(root: str | os.PathLike, *, verify: bool = False) -> dict[str, Any]:
+    """A summary of a dataset folder: progress, failures, teachers, sizes, disk use.
+
+    ``verify`` also decodes every output image (slow on big datasets) and counts
+    the ones that do not decode as ``corrupt_outputs``.
+    """
+    root = Path(root)
+    _require_dataset(root)
+    plan = read_dataset_json(root)
+    shards = []
+    keys: Counter[str] = Counter()
+    teachers: Counter[str] = Counter()
+    settings: dict[str, dict[str, Any]] = {}
+    output_sizes: Counter[str] = Counter()
+    missing = 0
+    seconds = 0.0
+    contents: set[str] = set()
+    styles: set[str] = set()
+    short_sides: dict[str, dict[str, int]] = {"content": {}, "style": {}}
+    corrupt = 0
+    for shard in shard_dirs(root):
+        count = 0
+        for record in iter_jsonl(shard / MANIFEST_FILE):
+            count += 1
+            keys[record.get("key")] += 1
+            teacher = str(record.get("teacher"))
+            label = json.dumps(
+                {
+                    "teacher": teacher,
+                    "config": record.get("teacher_config"),
+                    "model": record.get("model"),
+                },
+                sort_keys=True,
+            )
+            teachers[label] += 1
+            settings[label] = {
+                "teacher": teacher,
+                "config": record.get("teacher_config"),
+                "model": record.get("model"),
+            }
+            size = (record.get("sizes") or {}).get("output")
+            if size:
+                output_sizes["x".join(str(v) for v in size)] += 1
+            seconds += float(record.get("seconds") or 0.0)
+            contents.add(_content_id(record))
+            styles.add(_style_id(record))
+            for role, name in (("content", _content_id(record)), ("style", _style_id(record))):
+                size = (record.get("sizes") or {}).get(role)
+                if size:
+                    short_sides[role][name] = min(size)
+            output = root / str(record.get("output"))
+            if not output.is_file():
+                missing += 1
+            elif verify and not _decodes(output):
+                corrupt += 1
+        failures_file = shard / FAILURES_FILE
+        failed = sum(1 for _ in iter_jsonl(failures_file)) if failures_file.is_file() else 0
+        shards.append({"name": shard.name, "pairs": count, "failures": failed})
+    done = len(keys)
+    failures = read_failures(root)
+    disk = _disk_use(root)
+    return {
+        "path": str(root),
+        "pairs_done": done,
+        "pairs_planned": plan.get("pairs_planned"),
+        "duplicate_keys": sum(1 for c in keys.values() if c > 1),
+        "missing_outputs": missing,
+        "contents": len(contents),
+        "styles": len(styles),
+        "failures": len(failures),
+        "failed_inputs": [
+            {"path": f.get("path"), "role": f.get("role"), "reason": f.get("reason")}
+            for f in failures
+        ],
+        "teachers": [dict(settings[label], pairs=count) for label, count in teachers.items()],
+        "output_sizes": dict(output_sizes),
+        "content_short_side": _spread(list(short_sides["content"].values())),
+        "style_short_side": _spread(list(short_sides["style"].values())),
+        "corrupt_outputs": corrupt if verify else None,
+        "teacher_seconds": round(seconds, 3),
+        "seconds_per_pair": round(seconds / done, 4) if done else None,
+        "disk_bytes": disk,
+        "disk": human_bytes(disk),
+        "shards": shards,
+        "plan": plan,
+    }
