@@ -1,0 +1,467 @@
+"""StyleID teacher on tiny random diffusers components (CPU, float32).
+
+Each test checks a number: the attention hook against a float64 formula and against
+diffusers' own processor, the switches, batching, the feature cache, the hooked layer
+names on an SD 1.x-sized UNet, and every DDIM latent against a float64 reference loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+from styledistill.errors import CheckpointError, ConfigError
+from styledistill.teachers import StyleFeatures, StyleIDTeacher, Teacher
+from styledistill.teachers._styleid_attention import (
+    DEFAULT_LAYERS,
+    InjectionState,
+    StyleInjectionProcessor,
+    install_injection,
+)
+
+SIX_LAYERS = [
+    f"up_blocks.{b}.attentions.{i}.transformer_blocks.0.attn1" for b in (2, 3) for i in (0, 1, 2)
+]
+SIZE = 32  # pixels; the tiny VAE downsamples by 2 -> 16x16 latents
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models are overhead-bound; one thread avoids OpenMP spinning on shared CPUs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def get_dummy_components(seed: int = 0) -> dict:
+    """SD 1.x layout (4 stages, 2 layers per block, 3 decoder attentions) at toy width."""
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=2,
+        sample_size=SIZE // 2,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=16,
+        attention_head_dim=2,
+        norm_num_groups=4,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        norm_num_groups=4,
+    )
+    scheduler = DDIMScheduler(  # the SD 1.x scheduler config
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        num_train_timesteps=1000,
+    )
+    prompt_embeds = torch.randn(1, 7, 16)
+    return {"unet": unet, "vae": vae, "scheduler": scheduler, "prompt_embeds": prompt_embeds}
+
+
+@pytest.fixture(scope="module")
+def components() -> dict:
+    return get_dummy_components()
+
+
+def make_teacher(components: dict, **settings) -> StyleIDTeacher:
+    settings.setdefault("num_steps", 3)
+    settings.setdefault("size", SIZE)
+    settings.setdefault("progress", False)
+    return StyleIDTeacher(**components, device="cpu", dtype=torch.float32, **settings)
+
+
+def images(n: int, seed: int, height: int = SIZE, width: int = SIZE) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    # Smooth random images (a few blobs) so the VAE sees structure, not white noise.
+    low = torch.rand(n, 3, 4, 4, generator=generator)
+    up = torch.nn.functional.interpolate(low, size=(height, width), mode="bilinear")
+    return list(up.clamp(0, 1).mul(255).round().div(255))  # 8-bit, as loaded files are
+
+
+# --------------------------------------------------------------------------- processor
+
+
+def _tiny_attention(seed: int = 1) -> Attention:
+    torch.manual_seed(seed)
+    return Attention(query_dim=16, heads=2, dim_head=8).eval()
+
+
+def test_processor_matches_float64_formula():
+    attn = _tiny_attention()
+    state = InjectionState(gamma=0.75, tau=1.5)
+    processor = StyleInjectionProcessor("layer", state)
+    g = torch.Generator().manual_seed(3)
+    hidden = torch.randn(2, 10, 16, generator=g)
+    q_content = torch.randn(2, 10, 16, generator=g)
+    k_style = torch.randn(2, 12, 16, generator=g)
+    v_style = torch.randn(2, 12, 16, generator=g)
+    # Per-row features for 3 steps; the processor must read step 1.
+    rows = lambda t: [torch.stack([torch.zeros_like(r), r, torch.ones_like(r)]) for r in t]  # noqa: E731
+    state.start_injection(
+        {"layer": rows(q_content)}, {"layer": rows(k_style)}, {"layer": rows(v_style)}
+    )
+    state.inject_step = 1
+    with torch.no_grad():
+        out = processor(attn, hidden)
+
+    a = copy.deepcopy(attn).double()
+    h, qc, ks, vs = (t.double() for t in (hidden, q_content, k_style, v_style))
+    q = 0.75 * qc + 0.25 * a.to_q(h)
+    heads, d = 2, 8
+    split = lambda t: t.view(2, -1, heads, d).transpose(1, 2)  # noqa: E731
+    logits = 1.5 * split(q) @ split(ks).transpose(-1, -2) / math.sqrt(d)
+    ref = (logits.softmax(-1) @ split(vs)).transpose(1, 2).reshape(2, -1, heads * d)
+    ref = a.to_out[0](ref)
+    err = (out.double() - ref).abs().max().item()
+    assert err < 1e-5, err
+
+
+def test_processor_with_own_kv_equals_diffusers_default():
+    attn = _tiny_attention()
+    hidden = torch.randn(3, 9, 16, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        default = AttnProcessor2_0()(attn, hidden)
+        own_k, own_v = attn.to_k(hidden), attn.to_v(hidden)
+        state = InjectionState(gamma=0.0, tau=1.0)
+        processor = StyleInjectionProcessor("layer", state)
+        noise_q = torch.randn(3, 9, 16)  # gamma = 0: content Q must have no effect
+        state.start_injection(
+            {"layer": list(noise_q[:, None])},
+            {"layer": list(own_k[:, None])},
+            {"layer": list(own_v[:, None])},
+        )
+        injected = processor(attn, hidden)
+        state.reset()
+        plain = processor(attn, hidden)
+    assert (injected - default).abs().max().item() < 1e-6
+    assert (plain - default).abs().max().item() == 0.0
+
+
+def test_sd1_unet_on_meta_device_hooks_exactly_the_six_layers():
+    config = {  # CompVis/stable-diffusion-v1-4 unet/config.json
+        "act_fn": "silu",
+        "attention_head_dim": 8,
+        "block_out_channels": [320, 640, 1280, 1280],
+        "center_input_sample": False,
+        "cross_attention_dim": 768,
+        "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
+        "downsample_padding": 1,
+        "flip_sin_to_cos": True,
+        "freq_shift": 0,
+        "in_channels": 4,
+        "layers_per_block": 2,
+        "mid_block_scale_factor": 1,
+        "norm_eps": 1e-05,
+        "norm_num_groups": 32,
+        "out_channels": 4,
+        "sample_size": 64,
+        "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
+    }
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**config)
+    assert next(unet.parameters()).is_meta
+    assert sum(p.numel() for p in unet.parameters()) == 859_520_964  # SD 1.x UNet size
+    state = InjectionState()
+    hooked = install_injection(unet, DEFAULT_LAYERS, state)
+    processors = unet.attn_processors
+    ours = sorted(n for n, p in processors.items() if isinstance(p, StyleInjectionProcessor))
+    assert ours == sorted(f"{n}.processor" for n in SIX_LAYERS)
+    assert sorted(hooked) == sorted(SIX_LAYERS)
+    assert len(processors) == 32  # 16 self- + 16 cross-attention layers, the rest untouched
+    with pytest.raises(ConfigError, match="not a self-attention layer"):
+        install_injection(unet, ["up_blocks.2.attentions.0.transformer_blocks.0.attn2"], state)
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def test_timestep_lists_for_fifty_steps(components):
+    official = make_teacher(components, num_steps=50)
+    grid = list(range(1, 1000, 20))
+    assert list(official.grid) == grid
+    assert list(official.inversion_steps) == list(zip(grid, [*grid[1:], 999]))
+    assert official.start_timestep == 999
+    expected = [(t, t - 20 if t > 1 else None) for t in range(961, 0, -20)]
+    assert list(official.sampling_steps) == expected and len(expected) == 49
+    clean = make_teacher(components, num_steps=50, official_schedule=False)
+    assert list(clean.inversion_steps) == list(itertools.pairwise(grid))
+    assert clean.start_timestep == 981
+    assert list(clean.sampling_steps) == [(981, 961), *expected]
+    assert official.config()["sampling_timesteps"][0] == 961
+
+
+class Float64Reference:
+    """StyleID written plainly in float64: own attention hook, own DDIM loops."""
+
+    def __init__(self, components: dict, layers, gamma: float, tau: float):
+        self.unet = copy.deepcopy(components["unet"]).double()
+        self.embeds = components["prompt_embeds"].double()
+        self.alphas = components["scheduler"].alphas_cumprod.double()
+        self.layers, self.gamma, self.tau = list(layers), gamma, tau
+        self.mode, self.t, self.features = "plain", None, {}
+        processors = dict(self.unet.attn_processors)
+        for name in self.layers:
+            processors[f"{name}.processor"] = self._processor(name)
+        self.unet.set_attn_processor(processors)
+
+    def _processor(self, name):
+        def call(attn, hidden, encoder_hidden_states=None, attention_mask=None, **_):
+            batch, heads = hidden.shape[0], attn.heads
+            q, k, v = attn.to_q(hidden), attn.to_k(hidden), attn.to_v(hidden)
+            scale = 1.0
+            if self.mode == "capture":
+                self.features[(name, self.t)] = (q, k, v)
+            elif self.mode == "inject":
+                q_c, k_s, v_s = self.injected[(name, self.t)]
+                q = self.gamma * q_c + (1 - self.gamma) * q
+                k, v, scale = k_s, v_s, self.tau
+            d = q.shape[-1] // heads
+            split = lambda t: t.view(batch, -1, heads, d).transpose(1, 2)  # noqa: E731
+            logits = scale * split(q) @ split(k).transpose(-1, -2) / math.sqrt(d)
+            out = (logits.softmax(-1) @ split(v)).transpose(1, 2).reshape(batch, -1, heads * d)
+            return attn.to_out[0](out)
+
+        return call
+
+    def eps(self, x, t):
+        self.t = t
+        embeds = self.embeds.expand(x.shape[0], -1, -1)
+        return self.unet(x, torch.full((x.shape[0],), t), encoder_hidden_states=embeds).sample
+
+    def ddim(self, x, eps, a_from, a_to):
+        return (
+            a_to.sqrt() * (x - (1 - a_from).sqrt() * eps) / a_from.sqrt() + (1 - a_to).sqrt() * eps
+        )
+
+
+@pytest.mark.parametrize("official", [True, False], ids=["official", "clean"])
+def test_every_latent_matches_float64_reference(components, official):
+    n = 4
+    teacher = make_teacher(components, num_steps=n, official_schedule=official)
+    grid = [1, 251, 501, 751]  # SD 1.x DDIM grid for 4 steps (leading spacing, offset 1)
+    contents, styles = images(2, seed=10), images(2, seed=11)
+    seeds = [5, 6]
+    trace = []
+    out = teacher.stylize(
+        contents, styles, seeds=seeds, callback=lambda *a: trace.append((a[0], a[2], a[3], a[4]))
+    )
+
+    # Latent = posterior sample (noise from each image's own seed) x 0.18215.
+    vae = components["vae"]
+    stack = torch.stack(contents + styles) * 2 - 1
+    with torch.no_grad():
+        posterior = vae.encode(stack).latent_dist
+    noise = torch.stack(
+        [
+            torch.randn(4, 16, 16, generator=torch.Generator().manual_seed(s))
+            for s in [*seeds, 22, 22]
+        ]
+    )
+    x = ((posterior.mean + posterior.std * noise) * 0.18215).double()
+
+    ref = Float64Reference(components, SIX_LAYERS, gamma=0.75, tau=1.5)
+    a = lambda t: ref.alphas[t] if t is not None else ref.alphas[0]  # noqa: E731 (alpha_0: SD1.x)
+    inv_targets = [*grid[1:], 999] if official else grid[1:]
+    expected_trace = []
+    ref.mode = "capture"
+    with torch.no_grad():
+        for t, t_next in zip(grid, inv_targets):
+            x = ref.ddim(x, ref.eps(x, t), a(t), a(t_next))
+            expected_trace.append(("invert", t, t_next, x))
+        if not official:
+            ref.eps(x, grid[-1])  # features at 981-equivalent for the clean schedule
+        start = x
+        z_c, z_s = start[:2], start[2:]
+        mu_c, sd_c = z_c.mean((2, 3), keepdim=True), z_c.std((2, 3), keepdim=True, correction=1)
+        mu_s, sd_s = z_s.mean((2, 3), keepdim=True), z_s.std((2, 3), keepdim=True, correction=1)
+        x = sd_s * (z_c - mu_c) / sd_c + mu_s
+        ref.injected = {key: (q[:2], k[2:], v[2:]) for key, (q, k, v) in ref.features.items()}
+        ref.mode = "inject"
+        sampling = grid[-2::-1] if official else grid[::-1]
+        for i, t in enumerate(sampling):
+            t_prev = sampling[i + 1] if i + 1 < len(sampling) else None
+            x = ref.ddim(x, ref.eps(x, t), a(t), a(t_prev))
+            expected_trace.append(("sample", t, t_prev, x))
+        pixels = vae.double().decode(x / 0.18215).sample
+        vae.float()
+        expected_out = ((pixels + 1) / 2).clamp(0, 1)
+
+    assert [e[:3] for e in trace] == [e[:3] for e in expected_trace]
+    assert len(trace) == (4 + 3 if official else 3 + 4)
+    errors = [
+        ((got.double() - want).abs().max() / want.abs().max()).item()
+        for (_, _, _, got), (_, _, _, want) in zip(trace, expected_trace)
+    ]
+    assert max(errors) < 2e-5, errors  # float32 rounding is ~1e-6
+    assert (out.double() - expected_out).abs().max().item() < 1e-4
+
+
+# --------------------------------------------------------------------------- behaviour
+
+
+def test_protocol_config_and_model_info(components):
+    teacher = make_teacher(components, model_id="local/sd", revision="abc")
+    assert isinstance(teacher, Teacher)
+    assert teacher.name == "styleid" and teacher.size == SIZE
+    config = teacher.config()
+    assert config["gamma"] == 0.75 and config["tau"] == 1.5 and config["layers"] == SIX_LAYERS
+    assert config["adain_init"] and config["inject"] and config["official_schedule"]
+    assert teacher.model_info() == {"model_id": "local/sd", "revision": "abc"}
+    assert make_teacher(components).model_info() == {}
+
+
+def test_switches_change_the_output(components):
+    contents, styles = images(1, seed=20), images(1, seed=21)
+    full = make_teacher(components).stylize(contents, styles)
+    no_inject = make_teacher(components, inject=False).stylize(contents, styles)
+    no_adain = make_teacher(components, adain_init=False).stylize(contents, styles)
+    again = make_teacher(components).stylize(contents, styles)
+    assert full.shape == (1, 3, SIZE, SIZE) and full.dtype == torch.float32
+    assert full.min().item() >= 0.0 and full.max().item() <= 1.0
+    assert (full - again).abs().max().item() < 1e-6  # the hooks follow the teacher in use
+    assert (full - no_inject).abs().mean().item() > 1e-3
+    assert (full - no_adain).abs().mean().item() > 1e-3
+
+
+def test_batched_pairs_equal_one_by_one(components):
+    teacher = make_teacher(components)
+    contents = images(3, seed=30, height=40, width=48)  # non-square: centre crop
+    style_a, style_b = images(2, seed=31)
+    styles = [style_a, style_b, style_a]
+    seeds = [1, 2, 3]
+    batched = teacher.stylize(contents, styles, seeds=seeds, batch_size=3)
+    single = torch.cat(
+        [teacher.stylize([c], [s], seeds=[seed]) for c, s, seed in zip(contents, styles, seeds)]
+    )
+    assert (batched - single).abs().max().item() < 1e-4
+    # The seed really is per pair: another seed changes that pair only.
+    other = teacher.stylize(contents[:1], [style_a], seeds=[99])
+    assert (other - batched[:1]).abs().mean().item() > 1e-4
+
+
+def test_cached_features_equal_fresh_encoding(components, tmp_path, monkeypatch):
+    teacher = make_teacher(components)
+    contents, (style,) = images(2, seed=40), images(1, seed=41)
+    fresh = teacher.stylize(contents, [style, style], batch_size=2)
+
+    features = teacher.prepare_style(style)
+    assert isinstance(features, StyleFeatures)
+    assert features.timesteps == teacher.feature_timesteps == (334, 1)
+    assert sorted(features.keys) == sorted(SIX_LAYERS)
+    assert features.keys[SIX_LAYERS[-1]].shape == (2, 256, 8)  # steps, tokens, channels
+    path = features.save(tmp_path / "style.safetensors")
+    loaded = StyleFeatures.load(path)
+    for name in SIX_LAYERS:
+        assert torch.equal(loaded.keys[name], features.keys[name])
+        assert torch.equal(loaded.values[name], features.values[name])
+    assert torch.equal(loaded.latent, features.latent)
+    cached = teacher.stylize(contents, [loaded], batch_size=1)
+    assert (cached - fresh).abs().max().item() < 1e-5
+
+    # On-disk cache: the first call writes, the second reads the same file.
+    first = teacher.prepare_style(style, cache_dir=tmp_path / "cache")
+    files = list((tmp_path / "cache").glob("styleid-*.safetensors"))
+    assert len(files) == 1
+    second = teacher.encode_style(style, cache_dir=tmp_path / "cache")
+    assert torch.equal(first.keys[SIX_LAYERS[0]], second.keys[SIX_LAYERS[0]])
+
+    # The teacher-wide cache: stylize writes the style once, then reads it back.
+    teacher.style_cache_dir = tmp_path / "teacher-cache"
+    loads = []
+    original_load = StyleFeatures.load
+    monkeypatch.setattr(
+        StyleFeatures,
+        "load",
+        classmethod(lambda cls, *a, **k: loads.append(a) or original_load(*a, **k)),
+    )
+    written = teacher.stylize(contents, [style, style], batch_size=2)
+    assert len(list(teacher.style_cache_dir.glob("*.safetensors"))) == 1 and not loads
+    reread = teacher.stylize(contents, [style, style], batch_size=2)
+    assert len(loads) == 1
+    assert (written - fresh).abs().max().item() < 1e-5
+    assert (reread - fresh).abs().max().item() < 1e-5
+    teacher.style_cache_dir = None
+
+    # Features of another schedule are refused, not silently mixed.
+    clean = make_teacher(components, official_schedule=False)
+    with pytest.raises(ConfigError, match="another schedule"):
+        clean.stylize(contents[:1], [features])
+
+
+def test_bad_inputs_give_one_line_errors(components, tmp_path):
+    with pytest.raises(ConfigError, match="gamma"):
+        make_teacher(components, gamma=1.5)
+    with pytest.raises(ConfigError, match="multiple of 16"):
+        make_teacher(components, size=40)
+    with pytest.raises(ConfigError, match="not a self-attention layer"):
+        make_teacher(components, layers=["down_blocks.9.attn1"])
+    teacher = make_teacher(components)
+    with pytest.raises(ConfigError, match="2 contents but 3 styles"):
+        teacher.stylize(images(2, 1), images(3, 2))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match=r"bad\.safetensors"):
+        StyleFeatures.load(bad)
+    with pytest.raises(CheckpointError, match="no such folder"):
+        StyleIDTeacher.from_pretrained(str(tmp_path / "missing"))
+    with pytest.raises(CheckpointError, match="not in the Hugging Face cache"):
+        StyleIDTeacher.from_pretrained("nobody/no-such-model", local_files_only=True)
+
+
+def test_from_pretrained_loads_a_local_diffusers_folder(components, tmp_path):
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    folder = tmp_path / "sd-tiny"
+    components["unet"].save_pretrained(folder / "unet")
+    components["vae"].save_pretrained(folder / "vae")
+    components["scheduler"].save_pretrained(folder / "scheduler")
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "!": 2, "a</w>": 3}
+    (folder / "tokenizer").mkdir()
+    (folder / "tokenizer" / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "tokenizer" / "merges.txt").write_text("#version: 0.2\n")
+    CLIPTokenizer(
+        str(folder / "tokenizer" / "vocab.json"),
+        str(folder / "tokenizer" / "merges.txt"),
+        model_max_length=7,
+    ).save_pretrained(folder / "tokenizer")
+    torch.manual_seed(0)
+    text_config = CLIPTextConfig(
+        vocab_size=4, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, max_position_embeddings=7, bos_token_id=0, eos_token_id=1,
+        pad_token_id=1,
+    )  # fmt: skip
+    CLIPTextModel(text_config).save_pretrained(folder / "text_encoder")
+
+    teacher = StyleIDTeacher.from_pretrained(
+        folder, device="cpu", num_steps=3, size=SIZE, progress=False
+    )
+    assert teacher.model_info()["model_id"] == str(folder)
+    assert teacher.prompt_embeds.shape == (1, 7, 16)
+    from styledistill.images import save_image
+
+    style_file = save_image(images(1, 51, height=48, width=40)[0], tmp_path / "style.png")
+    out = teacher.stylize(images(1, 50), [style_file])  # a path, loaded + centre-cropped
+    assert out.shape == (1, 3, SIZE, SIZE) and torch.isfinite(out).all()
