@@ -1,0 +1,780 @@
+"""ONNX export of the STTR student and an onnxruntime stylizer that needs no torch.
+
+Two files, so a style is encoded once and reused for many contents (video frames, a
+web page serving one style to many photos):
+
+- ``OUT.style.onnx``: ``style [B,3,Hs,Ws]`` (padded, in [0,1]) + ``style_mask [B,Hs,Ws]``
+  (bool, True on padding) -> ``memory [B,L,d]``, ``memory_pos [B,L,d]``,
+  ``memory_mask [B,L]``.
+- ``OUT.onnx``: ``content [B,3,H,W]`` + ``content_mask [B,H,W]`` + the three style
+  tensors (same batch) -> ``image [B,3,H,W]`` in [0,1].
+
+Batch, height and width are dynamic; H and W must be multiples of the model's
+``pad_multiple`` (32), which :class:`OnnxStylizer` takes care of. Both files carry
+``styledistill.*`` metadata (role, pad multiple, style size, default size, the
+model config), and ``OUT.onnx`` names its style graph, so ``OnnxStylizer("OUT.onnx")``
+is all a user needs. Two plain files (rather than one model holding two graphs) keep
+each one loadable by any ONNX tool and let an app ship only the content graph with
+precomputed style codes.
+
+The export is checked right away: onnxruntime vs PyTorch on the same padded inputs
+at a few sizes (multiples of 32 and odd sizes padded the way the runner pads them),
+max abs difference <= 1e-3 in fp32. ``int8=True`` adds dynamically quantized copies
+(``OUT.int8.onnx``, ``OUT.style.int8.onnx``) and measures their own error.
+
+:class:`OnnxStylizer` imports numpy, PIL and onnxruntime only; torch is not needed at
+run time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CheckpointError, ConfigError, MissingDependencyError, StyledistillError
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "FP32_TOLERANCE",
+    "ExportReport",
+    "OnnxStyleCode",
+    "OnnxStylizer",
+    "export_onnx",
+    "style_model_path",
+]
+
+DEFAULT_OPSET = 17
+#: Largest accepted onnxruntime-vs-PyTorch difference (fp32, images in [0, 1]).
+FP32_TOLERANCE = 1e-3
+_META_PREFIX = "styledistill."
+_STYLE_INPUTS = ("style", "style_mask")
+_STYLE_OUTPUTS = ("memory", "memory_pos", "memory_mask")
+_CONTENT_INPUTS = ("content", "content_mask", "memory", "memory_pos", "memory_mask")
+
+
+def style_model_path(onnx_path: str | os.PathLike) -> Path:
+    """``model.onnx`` -> ``model.style.onnx`` (``model.int8.onnx`` -> ``model.style.int8.onnx``)."""
+    path = Path(onnx_path)
+    name = path.name
+    stem = name[: -len(".onnx")] if name.endswith(".onnx") else name
+    if stem.endswith(".int8"):
+        return path.with_name(stem[: -len(".int8")] + ".style.int8.onnx")
+    return path.with_name(stem + ".style.onnx")
+
+
+def _int8_path(onnx_path: Path) -> Path:
+    stem = onnx_path.name[: -len(".onnx")] if onnx_path.name.endswith(".onnx") else onnx_path.name
+    return onnx_path.with_name(stem + ".int8.onnx")
+
+
+def _require_ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MissingDependencyError("onnxruntime", "export", "ONNX inference") from None
+    return onnxruntime
+
+
+# =========================================================================== export
+
+
+@dataclass
+class SizeCheck:
+    """One verification run: content size (before padding) and the differences seen."""
+
+    content_size: tuple[int, int]
+    padded_size: tuple[int, int]
+    style_size: tuple[int, int]
+    batch: int
+    max_abs_diff: float
+    memory_max_abs_diff: float
+
+
+@dataclass
+class ExportReport:
+    """Files written and the onnxruntime-vs-PyTorch differences measured after export."""
+
+    onnx_path: Path
+    style_path: Path
+    opset: int
+    checks: list[SizeCheck] = field(default_factory=list)
+    int8_paths: tuple[Path, Path] | None = None
+    int8_checks: list[SizeCheck] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def max_abs_diff(self) -> float:
+        return max((c.max_abs_diff for c in self.checks), default=float("nan"))
+
+    @property
+    def int8_max_abs_diff(self) -> float:
+        return max((c.max_abs_diff for c in self.int8_checks), default=float("nan"))
+
+    def lines(self) -> list[str]:
+        out = [
+            f"wrote {self.onnx_path} (content + style memory -> image, "
+            f"{_mb(self.onnx_path)}) and {self.style_path} (style encoder, {_mb(self.style_path)}), "
+            f"opset {self.opset}"
+        ]
+        for check in self.checks:
+            out.append("fp32 " + _check_line(check))
+        if self.checks:
+            verdict = "OK" if self.max_abs_diff <= FP32_TOLERANCE else "FAILED"
+            out.append(
+                f"fp32 max abs diff {self.max_abs_diff:.2e} (tolerance {FP32_TOLERANCE:g}): {verdict}"
+            )
+        if self.int8_paths:
+            out.append(
+                f"wrote {self.int8_paths[0]} ({_mb(self.int8_paths[0])}) and "
+                f"{self.int8_paths[1]} ({_mb(self.int8_paths[1])}), int8 dynamic quantization"
+            )
+            for check in self.int8_checks:
+                out.append("int8 " + _check_line(check))
+            if self.int8_checks:
+                out.append(f"int8 max abs diff vs PyTorch fp32: {self.int8_max_abs_diff:.3g}")
+        return out
+
+
+def _mb(path: Path) -> str:
+    return f"{path.stat().st_size / 1e6:.1f} MB"
+
+
+def _check_line(check: SizeCheck) -> str:
+    h, w = check.content_size
+    ph, pw = check.padded_size
+    sh, sw = check.style_size
+    padded = f" (padded to {ph}x{pw})" if (h, w) != (ph, pw) else ""
+    return (
+        f"content {h}x{w}{padded}, style {sh}x{sw}, batch {check.batch}: "
+        f"image max abs diff {check.max_abs_diff:.2e}, memory {check.memory_max_abs_diff:.2e}"
+    )
+
+
+def export_onnx(
+    model,
+    onnx_path: str | os.PathLike,
+    *,
+    opset: int = DEFAULT_OPSET,
+    size: int = 512,
+    int8: bool = False,
+    verify: bool = True,
+    verify_sizes: list[tuple[int, int]] | None = None,
+    seed: int = 0,
+) -> ExportReport:
+    """Export an :class:`~styledistill.student.STTR` (or a checkpoint folder) to ONNX.
+
+    Writes ``onnx_path`` and :func:`style_model_path` (``OUT.style.onnx``). ``size`` is
+    the long side the exported stylizer uses by default and the scale of the
+    verification sizes. With ``verify`` (default), onnxruntime is compared with
+    PyTorch on ``verify_sizes`` (content ``(H, W)``; default: three sizes from
+    ``size``, one of them odd) and a :class:`StyledistillError` is raised if the
+    fp32 difference exceeds :data:`FP32_TOLERANCE`.
+    """
+    import time
+
+    import torch
+
+    from .student import STTR
+
+    start = time.perf_counter()
+    if isinstance(model, (str, os.PathLike)):
+        model = STTR.from_pretrained(model)
+    if not isinstance(model, STTR):
+        raise ConfigError(
+            f"export_onnx needs an STTR model or checkpoint folder, got {type(model).__name__}"
+        )
+    if not 14 <= opset <= 20:
+        raise ConfigError(
+            f"--opset {opset}: choose 14..20 (attention needs 14; the TorchScript exporter stops at 20)"
+        )
+    multiple = model.config.pad_multiple
+    if size < multiple:
+        raise ConfigError(f"--size {size}: must be at least the pad multiple {multiple}")
+    onnx_path = Path(onnx_path)
+    if onnx_path.suffix != ".onnx":
+        raise ConfigError(f"{onnx_path}: the output file must end in .onnx")
+    style_path = style_model_path(onnx_path)
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+
+    model = model.to("cpu", torch.float32).eval()
+    encoder, decoder = _graph_modules(model)
+    generator = torch.Generator().manual_seed(seed)
+    style_side = model.config.style_size or size
+    style_hw = (_round(style_side, multiple), _round(style_side * 3 // 4, multiple))
+    content_hw = (_round(size * 3 // 4, multiple), _round(size, multiple))
+    style = torch.rand(2, 3, *style_hw, generator=generator)
+    style_mask = torch.zeros(2, *style_hw, dtype=torch.bool)
+    style_mask[:, :, -(multiple // 2) :] = True  # trace the masked path: real images are padded
+    with torch.no_grad():
+        memory = encoder(style, style_mask)
+    content = torch.rand(2, 3, *content_hw, generator=generator)
+    content_mask = torch.zeros(2, *content_hw, dtype=torch.bool)
+    content_mask[:, -(multiple // 2) :, :] = True
+
+    metadata = {
+        "role": "stylizer",
+        "style_model": style_path.name,
+        "pad_multiple": str(multiple),
+        "style_size": "" if model.config.style_size is None else str(model.config.style_size),
+        "size": str(size),
+        "config": json.dumps(model.config.to_dict()),
+        "version": _version(),
+    }
+    batch, tokens = "batch", "style_tokens"
+    _export_graph(
+        encoder,
+        (style, style_mask),
+        style_path,
+        opset,
+        input_names=list(_STYLE_INPUTS),
+        output_names=list(_STYLE_OUTPUTS),
+        dynamic_axes={
+            "style": {0: batch, 2: "style_height", 3: "style_width"},
+            "style_mask": {0: batch, 1: "style_height", 2: "style_width"},
+            "memory": {0: batch, 1: tokens},
+            "memory_pos": {0: batch, 1: tokens},
+            "memory_mask": {0: batch, 1: tokens},
+        },
+        metadata={**metadata, "role": "style_encoder"},
+    )
+    _export_graph(
+        decoder,
+        (content, content_mask, *memory),
+        onnx_path,
+        opset,
+        input_names=list(_CONTENT_INPUTS),
+        output_names=["image"],
+        dynamic_axes={
+            "content": {0: batch, 2: "height", 3: "width"},
+            "content_mask": {0: batch, 1: "height", 2: "width"},
+            "memory": {0: batch, 1: tokens},
+            "memory_pos": {0: batch, 1: tokens},
+            "memory_mask": {0: batch, 1: tokens},
+            "image": {0: batch, 2: "height", 3: "width"},
+        },
+        metadata=metadata,
+    )
+    report = ExportReport(onnx_path=onnx_path, style_path=style_path, opset=opset)
+    sizes = verify_sizes or _default_verify_sizes(size, multiple)
+    if int8:
+        report.int8_paths = quantize_int8(onnx_path)
+    if verify:
+        paths = [onnx_path] + ([report.int8_paths[0]] if report.int8_paths else [])
+        found = verify_export(model, paths, sizes, seed=seed)
+        report.checks = found[0]
+        report.int8_checks = found[1] if len(found) > 1 else []
+    report.seconds = time.perf_counter() - start
+    if verify and report.max_abs_diff > FP32_TOLERANCE:
+        raise StyledistillError(
+            f"{onnx_path}: onnxruntime differs from PyTorch by {report.max_abs_diff:.2e} "
+            f"(> {FP32_TOLERANCE:g}); the export is not faithful"
+        )
+    return report
+
+
+def _round(value: int, multiple: int) -> int:
+    return max(multiple, round(value / multiple) * multiple)
+
+
+def _default_verify_sizes(size: int, multiple: int) -> list[tuple[int, int]]:
+    """Square at ``size``, a landscape multiple of 32, and an odd portrait size."""
+    return [
+        (_round(size, multiple), _round(size, multiple)),
+        (_round(size // 2, multiple), _round(size * 3 // 4, multiple)),
+        (max(multiple + 1, size * 5 // 8 + 7) | 1, max(multiple + 1, size * 3 // 8 + 3) | 1),
+    ]
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _graph_modules(model):
+    """The two exportable halves of ``model`` as modules (torch is imported lazily here)."""
+    from torch import nn
+
+    class StyleGraph(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, style, style_mask):
+            return self.model.encode_style(style, style_mask)
+
+    class ContentGraph(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, content, content_mask, memory, memory_pos, memory_mask):
+            return self.model.decode(content, memory, memory_pos, memory_mask, content_mask)
+
+    # eval() matters: the exporter restores each wrapper's mode onto the model afterwards.
+    return StyleGraph().eval(), ContentGraph().eval()
+
+
+def _export_graph(
+    module,
+    args: tuple,
+    path: Path,
+    opset: int,
+    *,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+    metadata: dict[str, str],
+) -> None:
+    """torch.onnx.export (TorchScript exporter: reliable dynamic H/W), metadata, atomic write."""
+    import warnings
+
+    import onnx
+    import torch
+
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            # Tracer notes about Python-side shape checks in the model; none affect the graph.
+            warnings.simplefilter("ignore")
+            with torch.no_grad():
+                torch.onnx.export(
+                    module,
+                    args,
+                    tmp_name,
+                    dynamo=False,
+                    opset_version=opset,
+                    input_names=input_names,
+                    output_names=output_names,
+                    dynamic_axes=dynamic_axes,
+                    do_constant_folding=True,
+                )
+        proto = onnx.load(tmp_name)
+        for key, value in metadata.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = _META_PREFIX + key, value
+        proto.producer_name = "styledistill"
+        proto.producer_version = _version()
+        onnx.checker.check_model(proto)
+        onnx.save(proto, tmp_name)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def quantize_int8(onnx_path: str | os.PathLike) -> tuple[Path, Path]:
+    """Dynamic int8 quantization (weights int8, activations quantized on the fly).
+
+    Quantizes MatMul/Gemm (attention and feed-forward projections, the bulk of the
+    transformer's weights); convolutions stay fp32, since onnxruntime's dynamic
+    ConvInteger is slower than fp32 Conv on CPUs and hurts image quality most.
+    Returns the int8 content and style model paths.
+    """
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    onnx_path = Path(onnx_path)
+    pairs = [
+        (onnx_path, _int8_path(onnx_path)),
+        (style_model_path(onnx_path), style_model_path(_int8_path(onnx_path))),
+    ]
+    for source, target in pairs:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".onnx", dir=target.parent
+        )
+        os.close(fd)
+        try:
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(
+                logging.ERROR
+            )  # its "consider pre-processing" advice is for static quantization
+            try:
+                quantize_dynamic(
+                    str(source),
+                    tmp_name,
+                    op_types_to_quantize=["MatMul", "Gemm"],
+                    weight_type=QuantType.QInt8,
+                )
+            finally:
+                root.setLevel(level)
+            _retarget_style_model(Path(tmp_name), style_model_path(_int8_path(onnx_path)).name)
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+    return pairs[0][1], pairs[1][1]
+
+
+def _retarget_style_model(path: Path, style_name: str) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    for entry in proto.metadata_props:
+        if entry.key == _META_PREFIX + "style_model":
+            entry.value = style_name
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = _META_PREFIX + "quantization", "int8-dynamic"
+    onnx.save(proto, str(path))
+
+
+def verify_export(
+    model,
+    onnx_paths: str | os.PathLike | list[str | os.PathLike],
+    sizes: list[tuple[int, int]],
+    *,
+    seed: int = 0,
+) -> list[list[SizeCheck]]:
+    """onnxruntime vs PyTorch on identical padded inputs at each content size.
+
+    Returns one list of :class:`SizeCheck` per path (PyTorch runs once per size).
+    Odd sizes are padded by :class:`OnnxStylizer`'s own padding code, so the masked
+    path users hit is the one checked. The batch alternates 1 and 2.
+    """
+    import torch
+
+    paths = onnx_paths if isinstance(onnx_paths, list) else [onnx_paths]
+    runners = [OnnxStylizer(path) for path in paths]
+    multiple = runners[0].pad_multiple
+    rng = np.random.default_rng(seed)
+    style_side = model.config.style_size or max(max(s) for s in sizes)
+    checks: list[list[SizeCheck]] = [[] for _ in runners]
+    for index, (height, width) in enumerate(sizes):
+        batch = 1 + index % 2
+        style_hw = (style_side, max(multiple, style_side * 2 // 3 + 5))
+        style_padded, style_mask = pad_batch(
+            rng.random((1, 3, *style_hw), dtype=np.float32), multiple
+        )
+        content = rng.random((batch, 3, height, width), dtype=np.float32)
+        content_padded, content_mask = pad_batch(content, multiple)
+        with torch.no_grad():
+            memory = model.encode_style(
+                torch.from_numpy(style_padded), torch.from_numpy(style_mask)
+            )
+            image = model.decode(
+                torch.from_numpy(content_padded),
+                memory[0].expand(batch, -1, -1),
+                memory[1].expand(batch, -1, -1),
+                memory[2].expand(batch, -1),
+                torch.from_numpy(content_mask),
+            ).numpy()
+        for runner, found in zip(runners, checks):
+            code = runner.encode_padded_style(style_padded, style_mask)
+            ort_image = runner.run_padded(content_padded, content_mask, code)
+            found.append(
+                SizeCheck(
+                    content_size=(height, width),
+                    padded_size=tuple(content_padded.shape[-2:]),
+                    style_size=style_hw,
+                    batch=batch,
+                    max_abs_diff=float(np.abs(ort_image - image).max()),
+                    memory_max_abs_diff=float(np.abs(code.memory - memory[0].numpy()).max()),
+                )
+            )
+    return checks
+
+
+# =========================================================================== runtime (no torch)
+
+
+def pad_batch(images: np.ndarray, multiple: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reflect-pad ``[B,3,H,W]`` right/bottom to a multiple; mask ``[B,H,W]`` True on padding.
+
+    Same policy as the PyTorch model: reflection, or edge replication when the pad
+    is larger than the image side.
+    """
+    batch, _, height, width = images.shape
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    mask = np.zeros((batch, height + pad_h, width + pad_w), dtype=bool)
+    if pad_h or pad_w:
+        mode = "reflect" if pad_h < height and pad_w < width else "edge"
+        images = np.pad(images, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode=mode)
+        mask[:, height:, :] = True
+        mask[:, :, width:] = True
+    return np.ascontiguousarray(images, dtype=np.float32), mask
+
+
+def _resize_chw(image: np.ndarray, height: int, width: int, resample: int) -> np.ndarray:
+    """Resize a float ``[3,H,W]`` array channel by channel in PIL's float mode.
+
+    Float mode avoids 8-bit rounding; PIL's filters widen their support when
+    shrinking, i.e. they antialias like ``F.interpolate(..., antialias=True)``.
+    """
+    from PIL import Image
+
+    if image.shape[-2:] == (height, width):
+        return image
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(c), mode="F").resize((width, height), resample)
+        )
+        for c in image
+    ]
+    return np.clip(np.stack(channels), 0.0, 1.0).astype(np.float32)
+
+
+def _long_side_shape(height: int, width: int, size: int) -> tuple[int, int]:
+    scale = size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def load_rgb(source: Any) -> np.ndarray:
+    """A path, bytes, PIL image or array -> float32 ``[3,H,W]`` in [0,1] (numpy/PIL only).
+
+    Arrays are ``HxW``, ``HxWx3``/``HxWx4`` (uint8, or float in [0,1]) or ``[3,H,W]``.
+    EXIF rotation is applied and alpha is composited on white.
+    """
+    import io
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    if isinstance(source, np.ndarray):
+        return _array_to_chw(source)
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(bytes(source))
+    if not isinstance(source, Image.Image):
+        try:
+            with Image.open(source) as opened:
+                opened.load()
+                image = opened.copy()
+        except FileNotFoundError:
+            raise StyledistillError(f"{name}: no such file") from None
+        except (UnidentifiedImageError, OSError) as exc:
+            raise StyledistillError(f"{name or 'image'}: not a readable image ({exc})") from None
+    else:
+        image = source
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def _array_to_chw(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3:
+        raise StyledistillError(f"array of shape {array.shape} is not an image")
+    if array.shape[0] in (3, 4) and array.shape[2] not in (3, 4):
+        array = array.transpose(1, 2, 0)
+    data = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
+    if data.shape[2] == 4:
+        alpha = data[:, :, 3:4]
+        data = data[:, :, :3] * alpha + (1.0 - alpha)
+    if data.shape[2] != 3:
+        raise StyledistillError(f"array has {data.shape[2]} channels; expected 3 or 4")
+    if not np.isfinite(data).all() or data.min() < -1e-3 or data.max() > 1.0 + 1e-3:
+        raise StyledistillError("float image array must hold finite values in [0, 1]")
+    return np.ascontiguousarray(np.clip(data, 0.0, 1.0).transpose(2, 0, 1))
+
+
+@dataclass
+class OnnxStyleCode:
+    """An encoded style (numpy arrays), reusable for any number of contents."""
+
+    memory: np.ndarray
+    memory_pos: np.ndarray
+    memory_mask: np.ndarray
+
+    def for_batch(self, batch: int) -> dict[str, np.ndarray]:
+        def grow(a: np.ndarray) -> np.ndarray:
+            return a if a.shape[0] == batch else np.repeat(a[:1], batch, axis=0)
+
+        return {
+            "memory": grow(self.memory),
+            "memory_pos": grow(self.memory_pos),
+            "memory_mask": grow(self.memory_mask),
+        }
+
+
+class OnnxStylizer:
+    """The student on onnxruntime: same call as :class:`~styledistill.student.Stylizer`.
+
+    ``OnnxStylizer("model.onnx")`` finds ``model.style.onnx`` through the file's
+    metadata. ``size``: long side contents are resized to (default: the size given at
+    export); ``None`` in a call keeps that default, ``0`` keeps the image's own size.
+    Preprocessing is numpy/PIL: resize the long side, reflect-pad to a multiple of 32
+    with a mask, then crop and resize the output back to the input size.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        size: int | None = None,
+        providers: list[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        ort = _require_ort()
+        path = Path(path)
+        if path.is_dir():
+            candidates = sorted(p for p in path.glob("*.onnx") if ".style." not in p.name)
+            if len(candidates) != 1:
+                raise CheckpointError(
+                    f"{path}: expected one content .onnx file, found {len(candidates)}"
+                )
+            path = candidates[0]
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such ONNX file")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        providers = providers or ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise CheckpointError(
+                f"{path}: not a loadable ONNX model ({_first_line(exc)})"
+            ) from None
+        meta = {
+            k[len(_META_PREFIX) :]: v
+            for k, v in self.session.get_modelmeta().custom_metadata_map.items()
+            if k.startswith(_META_PREFIX)
+        }
+        if meta.get("role") != "stylizer":
+            raise CheckpointError(
+                f"{path}: not a styledistill stylizer export (metadata role missing)"
+            )
+        style_path = path.with_name(meta.get("style_model") or style_model_path(path).name)
+        if not style_path.is_file():
+            raise CheckpointError(
+                f"{style_path}: style encoder missing (exported next to {path.name})"
+            )
+        try:
+            self.style_session = ort.InferenceSession(str(style_path), options, providers=providers)
+        except Exception as exc:
+            raise CheckpointError(
+                f"{style_path}: not a loadable ONNX model ({_first_line(exc)})"
+            ) from None
+        self.path, self.style_path = path, style_path
+        self.metadata = meta
+        self.pad_multiple = int(meta.get("pad_multiple", "32"))
+        self.style_size = int(meta["style_size"]) if meta.get("style_size") else None
+        self.size = int(size if size is not None else meta.get("size", "512"))
+
+    def __repr__(self) -> str:
+        return f"OnnxStylizer({str(self.path)!r}, size={self.size})"
+
+    # ---- padded-tensor level (what export verification uses)
+
+    def encode_padded_style(self, style: np.ndarray, style_mask: np.ndarray) -> OnnxStyleCode:
+        memory, memory_pos, memory_mask = self.style_session.run(
+            list(_STYLE_OUTPUTS), {"style": style, "style_mask": style_mask}
+        )
+        return OnnxStyleCode(memory, memory_pos, memory_mask.astype(bool))
+
+    def run_padded(
+        self, content: np.ndarray, content_mask: np.ndarray, code: OnnxStyleCode
+    ) -> np.ndarray:
+        feeds = {
+            "content": content,
+            "content_mask": content_mask,
+            **code.for_batch(content.shape[0]),
+        }
+        return self.session.run(["image"], feeds)[0]
+
+    # ---- image level
+
+    def _target(self, size: int | None) -> int | None:
+        if size is None:
+            return self.size or None
+        if size < 0:
+            raise ConfigError(f"size {size} must be positive (or 0 for native resolution)")
+        return size or None
+
+    def encode_style(self, style: Any, *, size: int | None = None) -> OnnxStyleCode:
+        """Encode a style image once (path, bytes, PIL, array) for many contents.
+
+        Models with a fixed style size resize the style to it (bilinear); others
+        resize it like the content (long side to ``size``, bicubic), as the
+        PyTorch ``Stylizer`` does.
+        """
+        from PIL import Image
+
+        if isinstance(style, OnnxStyleCode):
+            return style
+        image = load_rgb(style)
+        long_side = self._target(size)
+        if self.style_size is None and long_side is not None:
+            shape = _long_side_shape(*image.shape[-2:], long_side)
+            image = _resize_chw(image, *shape, Image.Resampling.BICUBIC)
+        if self.style_size is not None and max(image.shape[-2:]) != self.style_size:
+            shape = _long_side_shape(*image.shape[-2:], self.style_size)
+            image = _resize_chw(image, *shape, Image.Resampling.BILINEAR)
+        padded, mask = pad_batch(image[None], self.pad_multiple)
+        return self.encode_padded_style(padded, mask)
+
+    def stylize_array(
+        self, contents: np.ndarray, style: Any, *, size: int | None = None
+    ) -> np.ndarray:
+        """float32 ``[B,3,H,W]`` (or ``[3,H,W]``) in [0,1] -> stylized, same shape.
+
+        The numpy twin of ``Stylizer.stylize_tensor``: one style for the whole batch.
+        """
+        from PIL import Image
+
+        code = self.encode_style(style, size=size)
+        single = contents.ndim == 3
+        batch = contents[None] if single else contents
+        if batch.ndim != 4 or batch.shape[1] != 3:
+            raise ConfigError(f"contents must be [B,3,H,W] or [3,H,W], got {contents.shape}")
+        target = self._target(size)
+        height, width = batch.shape[-2:]
+        work = batch.astype(np.float32, copy=False)
+        if target is not None and max(height, width) != target:
+            new_hw = _long_side_shape(height, width, target)
+            work = np.stack([_resize_chw(c, *new_hw, Image.Resampling.BICUBIC) for c in work])
+        work_h, work_w = work.shape[-2:]
+        padded, mask = pad_batch(work, self.pad_multiple)
+        out = self.run_padded(padded, mask, code)[:, :, :work_h, :work_w]
+        if (work_h, work_w) != (height, width):
+            out = np.stack([_resize_chw(c, height, width, Image.Resampling.BICUBIC) for c in out])
+        out = np.clip(out, 0.0, 1.0)
+        return out[0] if single else out
+
+    def __call__(
+        self,
+        content: Any,
+        style: Any,
+        *,
+        size: int | None = None,
+        output: str = "pil",
+    ):
+        """Stylize one content (or a list) with a style image or an :class:`OnnxStyleCode`.
+
+        ``output="pil"`` gives RGB PIL images; ``"numpy"`` float32 ``[H,W,3]`` arrays
+        in [0,1]. Results have the contents' sizes.
+        """
+        if output not in ("pil", "numpy"):
+            raise ConfigError(f"output must be 'pil' or 'numpy', not {output!r}")
+        many = isinstance(content, (list, tuple))
+        code = self.encode_style(style, size=size)
+        results = []
+        for source in content if many else [content]:
+            image = self.stylize_array(load_rgb(source), code, size=size)
+            hwc = np.ascontiguousarray(image.transpose(1, 2, 0))
+            results.append(hwc if output == "numpy" else _to_pil(hwc))
+        return results if many else results[0]
+
+
+def _to_pil(hwc: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray((np.clip(hwc, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), mode="RGB")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,210 @@
+"""ONNX export: faithful to PyTorch at several sizes, runnable without torch, int8 measured."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from styledistill.cli import main
+from styledistill.export import FP32_TOLERANCE, OnnxStylizer, export_onnx, style_model_path
+from styledistill.student import STTR, Stylizer
+
+
+def tiny_student(seed: int = 0, **overrides) -> STTR:
+    """A few-layer STTR with random weights; its last conv is scaled up so outputs span
+    [0, 1] and depend on the content (a random decoder alone gives a flat grey)."""
+    torch.manual_seed(seed)
+    settings = dict(
+        content_backbone="resnet18",
+        style_backbone="resnet18",
+        d_model=32,
+        num_heads=2,
+        ffn_dim=64,
+        encoder_layers=1,
+        decoder_layers=1,
+        decoder_channels=[16, 8, 8, 8],
+        style_size=64,
+    )
+    settings.update(overrides)
+    model = STTR.from_preset("sttr-small", **settings).eval()
+    with torch.no_grad():
+        model.image_decoder[-1].weight.mul_(20.0)
+    return model
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small tensors: one thread is faster and immune to a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """``styledistill export CKPT --onnx OUT --size 64 --int8`` run once, output captured."""
+    root = tmp_path_factory.mktemp("export")
+    tiny_student().save_pretrained(root / "student")
+    out = root / "onnx" / "tiny.onnx"
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(["export", str(root / "student"), "--onnx", str(out), "--size", "64", "--int8"])
+    return {"root": root, "onnx": out, "code": code, "stdout": buffer.getvalue()}
+
+
+def _images(root: Path) -> tuple[Path, Path]:
+    ys, xs = np.mgrid[0:50, 0:70]
+    content = np.stack([xs / 70, ys / 50, 0.5 + 0.4 * np.sin(xs / 4.0)], -1)
+    Image.fromarray((content * 255).astype(np.uint8)).save(root / "content.png")
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(root / "style.png")
+    return root / "content.png", root / "style.png"
+
+
+def test_cli_export_writes_both_graphs_and_verifies(exported):
+    assert exported["code"] == 0
+    out: Path = exported["onnx"]
+    assert out.is_file() and style_model_path(out).is_file()
+    assert style_model_path(out).name == "tiny.style.onnx"
+    assert (out.parent / "tiny.int8.onnx").is_file() and (
+        out.parent / "tiny.style.int8.onnx"
+    ).is_file()
+    text = exported["stdout"]
+    # three sizes, one of them odd (padded by the runner), each with its number
+    fp32 = [float(x) for x in re.findall(r"^fp32 content .*image max abs diff (\S+),", text, re.M)]
+    assert len(fp32) == 3 and max(fp32) <= FP32_TOLERANCE
+    assert "padded to" in text and "OK" in text
+    int8 = re.search(r"int8 max abs diff vs PyTorch fp32: (\S+)", text)
+    assert int8 is not None and 0.0 < float(int8.group(1)) < 0.2
+
+
+def test_export_dynamic_shapes_match_pytorch_directly(exported, tmp_path):
+    """Beyond the built-in check: other sizes and batch 3 against STTR itself."""
+    model = STTR.from_pretrained(exported["root"] / "student")
+    runner = OnnxStylizer(exported["onnx"], threads=1)
+    from styledistill.export import pad_batch
+
+    rng = np.random.default_rng(3)
+    style = rng.random((1, 3, 64, 40), dtype=np.float32)
+    style_padded, style_mask = pad_batch(style, 32)
+    code = runner.encode_padded_style(style_padded, style_mask)
+    for height, width in [(96, 32), (61, 77)]:
+        content = rng.random((3, 3, height, width), dtype=np.float32)
+        padded, mask = pad_batch(content, 32)
+        with torch.no_grad():
+            memory = model.encode_style(
+                torch.from_numpy(style_padded), torch.from_numpy(style_mask)
+            )
+            expected = model.decode(
+                torch.from_numpy(padded),
+                *(m.expand(3, *m.shape[1:]) for m in memory),
+                torch.from_numpy(mask),
+            )
+        got = runner.run_padded(padded, mask, code)
+        assert got.shape == (3, 3, padded.shape[2], padded.shape[3])
+        assert np.abs(got - expected.numpy()).max() <= FP32_TOLERANCE
+        assert expected.std() > 0.05  # the comparison is not between two flat images
+
+
+def test_onnx_stylizer_matches_stylizer_end_to_end(exported):
+    """Same call, same result as the PyTorch Stylizer (resizing done in PIL, not torch)."""
+    root = exported["root"]
+    content, style = _images(root)
+    stylizer = Stylizer.from_pretrained(root / "student", device="cpu", size=64)
+    runner = OnnxStylizer(exported["onnx"], threads=1)
+    assert runner.size == 64
+    expected = stylizer(content, style, output="tensor").permute(1, 2, 0).numpy()
+    got = runner(content, style, output="numpy")
+    assert got.shape == expected.shape == (50, 70, 3)
+    assert np.abs(got - expected).mean() < 0.01
+    code = runner.encode_style(style)
+    again = runner([content, content], code)
+    assert len(again) == 2 and again[0].size == (70, 50)
+    native = runner(content, code, size=0, output="numpy")
+    expected_native = stylizer(content, style, size=0, output="tensor").permute(1, 2, 0).numpy()
+    assert np.abs(native - expected_native).max() <= FP32_TOLERANCE
+
+
+def test_onnx_stylizer_runs_without_torch(exported):
+    """A fresh interpreter where importing torch fails must still stylize."""
+    content, style = _images(exported["root"])
+    script = f"""
+import sys
+sys.modules["torch"] = None  # any 'import torch' now raises ImportError
+from styledistill.export import OnnxStylizer
+runner = OnnxStylizer({str(exported["onnx"])!r}, threads=1)
+out = runner({str(content)!r}, {str(style)!r}, output="numpy")
+assert out.shape == (50, 70, 3), out.shape
+assert 0.0 <= out.min() and out.max() <= 1.0
+image = runner({str(content)!r}, runner.encode_style({str(style)!r}))
+image.save({str(exported["root"] / "no_torch.png")!r})
+loaded = [m for m in sys.modules if m == "torch" or m.startswith("torch.")]
+assert sys.modules["torch"] is None and loaded == ["torch"], loaded
+print("ok", out.shape)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ok (50, 70, 3)" in result.stdout
+    assert (exported["root"] / "no_torch.png").is_file()
+
+
+def test_metadata_names_the_style_graph(exported):
+    import onnx
+
+    proto = onnx.load(str(exported["onnx"]), load_external_data=False)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["styledistill.role"] == "stylizer"
+    assert meta["styledistill.style_model"] == "tiny.style.onnx"
+    assert json.loads(meta["styledistill.config"])["d_model"] == 32
+    int8 = OnnxStylizer(exported["onnx"].parent / "tiny.int8.onnx", threads=1)
+    assert int8.style_path.name == "tiny.style.int8.onnx"
+
+
+def test_export_rejects_bad_requests(exported, tmp_path, capsys):
+    student = exported["root"] / "student"
+    assert main(["export", str(tmp_path / "missing"), "--onnx", str(tmp_path / "x.onnx")]) == 2
+    assert "no such checkpoint folder" in capsys.readouterr().err
+    assert main(["export", str(student), "--onnx", str(tmp_path / "x.onnx"), "--opset", "11"]) == 2
+    assert "--opset 11" in capsys.readouterr().err
+    assert main(["export", str(student), "--onnx", str(tmp_path / "x.pt")]) == 2
+    assert "must end in .onnx" in capsys.readouterr().err
+    with pytest.raises(Exception, match="style encoder missing"):
+        lonely = tmp_path / "lonely.onnx"
+        lonely.write_bytes(exported["onnx"].read_bytes())
+        OnnxStylizer(lonely)
+    with pytest.raises(Exception, match="no such ONNX file"):
+        OnnxStylizer(tmp_path / "nothing.onnx")
+
+
+def test_export_without_style_size_resizes_style_like_stylizer(tmp_path):
+    """Models without a fixed style size: the style follows ``size`` in both runtimes."""
+    model = tiny_student(seed=1, style_size=None)
+    report = export_onnx(model, tmp_path / "free.onnx", size=64, verify_sizes=[(64, 64)])
+    assert report.max_abs_diff <= FP32_TOLERANCE and len(report.checks) == 1
+    content, style = _images(tmp_path)
+    expected = Stylizer(model, device="cpu", size=64)(content, style, output="tensor")
+    got = OnnxStylizer(tmp_path / "free.onnx", threads=1)(content, style, output="numpy")
+    assert np.abs(got - expected.permute(1, 2, 0).numpy()).mean() < 0.01
+
+
+def test_onnx_stylizer_drives_the_web_page_logic(exported, tmp_path):
+    """``styledistill serve OUT.onnx`` uses the same StyleServer as the PyTorch student."""
+    from styledistill.serve import StyleServer
+
+    content, style = _images(tmp_path)
+    server = StyleServer(OnnxStylizer(exported["onnx"], threads=1), tmp_path / "serve")
+    image, path = server.stylize(str(content), str(style))
+    assert image.size == (70, 50) and Path(path).is_file()

@@ -1,0 +1,257 @@
+"""Video stylization: frames, fps, size and audio kept; temporal blending reduces flicker."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+av = pytest.importorskip("av")
+
+from styledistill.student import STTR, Stylizer  # noqa: E402
+from styledistill.video import (  # noqa: E402
+    TemporalBlender,
+    VideoError,
+    add_video_arguments,
+    run_video,
+    stylize_video,
+)
+
+FPS = 10
+FRAMES = 12
+WIDTH, HEIGHT = 64, 48
+SAMPLE_RATE = 16000
+
+
+def make_video(
+    path: Path, *, audio: str | None = "aac", frames: int = FRAMES, seed: int = 0
+) -> Path:
+    """A moving red square on a gradient with sensor-like noise, plus a 440 Hz tone."""
+    rng = np.random.default_rng(seed)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        video.options = {"crf": "8"}
+        sound = None
+        if audio:
+            sound = out.add_stream(audio, rate=SAMPLE_RATE)
+            sound.layout = "mono"
+        ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH]
+        background = np.stack([xs / WIDTH, ys / HEIGHT, np.full(xs.shape, 0.5)], -1)
+        for index in range(frames):
+            image = background.copy()
+            left = 4 + 3 * index
+            image[12:28, left : left + 16] = (1.0, 0.2, 0.1)
+            image += rng.normal(0.0, 0.02, image.shape)
+            frame = av.VideoFrame.from_ndarray(
+                (np.clip(image, 0, 1) * 255).astype(np.uint8), format="rgb24"
+            )
+            frame.pts, frame.time_base = index, Fraction(1, FPS)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        if sound is not None:
+            samples = SAMPLE_RATE * frames // FPS
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / SAMPLE_RATE)).astype(
+                np.float32
+            )
+            fmt = "fltp" if audio == "aac" else "s16"
+            data = tone if fmt == "fltp" else (tone * 32767).astype(np.int16)
+            for start in range(0, samples, 1024):
+                chunk = av.AudioFrame.from_ndarray(
+                    data[None, start : start + 1024], format=fmt, layout="mono"
+                )
+                chunk.sample_rate, chunk.pts = SAMPLE_RATE, start
+                chunk.time_base = Fraction(1, SAMPLE_RATE)
+                for packet in sound.encode(chunk):
+                    out.mux(packet)
+            for packet in sound.encode(None):
+                out.mux(packet)
+    return path
+
+
+def probe(path: Path) -> dict:
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        frames = sum(1 for _ in container.decode(video=0))
+        return {
+            "frames": frames,
+            "fps": video.average_rate,
+            "size": (video.codec_context.width, video.codec_context.height),
+            "video_codec": video.codec_context.name,
+            "audio_codec": audio.codec_context.name if audio else None,
+            "audio_rate": audio.codec_context.sample_rate if audio else None,
+        }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def student_dir(tmp_path_factory) -> Path:
+    """A tiny random student (last conv scaled so its output varies with the content)."""
+    torch.manual_seed(0)
+    model = STTR.from_preset(
+        "sttr-small",
+        content_backbone="resnet18",
+        style_backbone="resnet18",
+        d_model=32,
+        num_heads=2,
+        ffn_dim=64,
+        encoder_layers=1,
+        decoder_layers=1,
+        decoder_channels=[16, 8, 8, 8],
+        style_size=64,
+    )
+    with torch.no_grad():
+        model.image_decoder[-1].weight.mul_(20.0)
+    folder = tmp_path_factory.mktemp("video") / "student"
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def style_image() -> torch.Tensor:
+    rng = np.random.default_rng(5)
+    return torch.from_numpy(rng.random((3, 64, 64), dtype=np.float32))
+
+
+def test_stylize_video_keeps_frames_fps_size_audio_and_blending_cuts_flicker(
+    student_dir, style_image, tmp_path
+):
+    source = make_video(tmp_path / "in.mp4")
+    stylizer = Stylizer.from_pretrained(student_dir, device="cpu", size=64)
+    report = stylize_video(
+        stylizer,
+        source,
+        style_image,
+        tmp_path / "out.mp4",
+        batch_size=5,
+        flicker=0.7,
+        progress=False,
+    )
+    found = probe(tmp_path / "out.mp4")
+    assert found["frames"] == FRAMES == report.frames
+    assert found["fps"] == FPS and report.fps == FPS
+    assert found["size"] == (WIDTH, HEIGHT)
+    assert found["video_codec"] == "h264" and report.video_codec == "libx264"
+    assert found["audio_codec"] == "aac" and found["audio_rate"] == SAMPLE_RATE
+    assert report.audio == "copied (aac)"
+    # flicker measured both ways in the same run: blending must lower it
+    assert report.input_change > 0
+    assert 0 < report.flicker_blended < report.flicker_raw
+    assert "flicker" in report.summary()
+    # the output really is the stylized clip (not the input passed through)
+    with av.open(str(tmp_path / "out.mp4")) as out, av.open(str(source)) as inp:
+        first_out = next(out.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+        first_in = next(inp.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+    assert np.abs(first_out - first_in).mean() > 10
+
+
+def test_no_blending_gives_equal_numbers_and_uncopyable_audio_is_reencoded(
+    student_dir, style_image, tmp_path
+):
+    source = make_video(tmp_path / "in.mov", audio="pcm_s16le")
+    stylizer = Stylizer.from_pretrained(student_dir, device="cpu", size=64)
+    code = stylizer.encode_style(style_image)
+    report = stylize_video(
+        stylizer, source, code, tmp_path / "out.mp4", batch_size=4, max_frames=7, progress=False
+    )
+    assert report.flicker_blended == pytest.approx(report.flicker_raw)
+    assert report.audio == "re-encoded pcm_s16le -> aac"
+    found = probe(tmp_path / "out.mp4")
+    assert found["frames"] == 7 and found["audio_codec"] == "aac"
+
+
+def test_cli_helpers_run_a_video(student_dir, style_image, tmp_path, capsys):
+    from styledistill.images import save_image
+
+    source = make_video(tmp_path / "clip.mp4", audio=None, frames=6)
+    style_path = save_image(style_image, tmp_path / "style.png")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("checkpoint")
+    parser.add_argument("--style")
+    parser.add_argument("--out")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--device", default="cpu")
+    add_video_arguments(parser)
+    args = parser.parse_args(
+        [
+            str(student_dir),
+            "--video",
+            str(source),
+            "--style",
+            str(style_path),
+            "--out",
+            str(tmp_path / "styled.mkv"),
+            "--flicker-blend",
+            "0.5",
+        ]
+    )
+    assert run_video(args) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "6 frames 64x48" in printed
+        and "with --flicker-blend 0.5" in printed
+        and "no audio" in printed
+    )
+    assert probe(tmp_path / "styled.mkv")["frames"] == 6
+
+
+def test_temporal_blender_smooths_still_areas_but_follows_motion():
+    rng = np.random.default_rng(0)
+    blender = TemporalBlender(0.8, threshold=0.06, block=8)
+    still_input = np.full((32, 64, 3), 0.5, np.float32)
+    outputs = []
+    for step in range(6):
+        frame_in = still_input.copy()
+        frame_in[:, 32:] = 0.0 if step % 2 else 1.0  # right half: large change every frame
+        stylized = np.clip(0.5 + rng.normal(0, 0.1, frame_in.shape), 0, 1).astype(np.float32)
+        stylized[:, 32:] = frame_in[:, 32:]  # the stylizer follows the moving part
+        outputs.append(blender(frame_in, stylized))
+    still_change = np.mean(
+        [np.abs(a[:, :32] - b[:, :32]).mean() for a, b in itertools.pairwise(outputs)]
+    )
+    moving = outputs[-1][:, 32:]
+    assert still_change < 0.06  # unblended noise changes by ~0.11 per frame
+    assert np.abs(moving - (0.0 if 5 % 2 else 1.0)).max() < 1e-6  # no smear where input moved
+
+
+def test_bad_inputs_fail_with_one_line_errors(student_dir, style_image, tmp_path):
+    stylizer = Stylizer.from_pretrained(student_dir, device="cpu", size=64)
+    with pytest.raises(VideoError, match="no such video file"):
+        stylize_video(
+            stylizer, tmp_path / "missing.mp4", style_image, tmp_path / "o.mp4", progress=False
+        )
+    (tmp_path / "notes.mp4").write_text("not a video")
+    with pytest.raises(VideoError, match="cannot open as a video"):
+        stylize_video(
+            stylizer, tmp_path / "notes.mp4", style_image, tmp_path / "o.mp4", progress=False
+        )
+    with pytest.raises(VideoError, match="output must end in"):
+        stylize_video(
+            stylizer, tmp_path / "notes.mp4", style_image, tmp_path / "o.gif", progress=False
+        )
+    with pytest.raises(Exception, match=r"--flicker-blend 1.5"):
+        stylize_video(
+            stylizer,
+            tmp_path / "notes.mp4",
+            style_image,
+            tmp_path / "o.mp4",
+            flicker=1.5,
+            progress=False,
+        )
+    assert not (tmp_path / "o.mp4").exists()
