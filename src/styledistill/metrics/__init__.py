@@ -1,0 +1,58 @@
+"""Evaluation metrics (design §7). Imports are lazy so light metrics stay light."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "LPIPS",
+    "WEIGHTS",
+    "ArtInception",
+    "VGG19Relu31",
+    "WeightsResolver",
+    "artfid_score",
+    "cfsd_pair",
+    "fid_from_features",
+    "fid_infinity",
+    "frechet_distance",
+    "histogram_distance",
+    "image_histogram_distance",
+    "inception_features",
+    "load_art_inception",
+    "load_lpips",
+    "load_vgg19_relu31",
+    "psnr",
+    "rgb_uv_histogram",
+    "self_similarity_kl",
+    "ssim",
+]
+
+_LAZY = {
+    "ArtInception": ".artfid",
+    "artfid_score": ".artfid",
+    "inception_features": ".artfid",
+    "load_art_inception": ".artfid",
+    "fid_from_features": ".fid",
+    "fid_infinity": ".fid",
+    "frechet_distance": ".fid",
+    "LPIPS": ".lpips",
+    "load_lpips": ".lpips",
+    "VGG19Relu31": ".cfsd",
+    "cfsd_pair": ".cfsd",
+    "load_vgg19_relu31": ".cfsd",
+    "self_similarity_kl": ".cfsd",
+    "psnr": ".fidelity",
+    "ssim": ".fidelity",
+    "WEIGHTS": ".weights",
+    "WeightsResolver": ".weights",
+    "histogram_distance": ".histogram",
+    "image_histogram_distance": ".histogram",
+    "rgb_uv_histogram": ".histogram",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,178 @@
+"""Where the metric networks' weights come from: a folder, an explicit file, or a download.
+
+Every metric that needs a pretrained network (art-Inception for FID, AlexNet + LPIPS
+heads, VGG19 for CFSD) finds its weights here. Nothing is downloaded unless the caller
+asks for it; when a file is missing the metric is skipped and the reason is recorded,
+so an offline run still produces every weight-free number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError, ConfigError
+
+__all__ = [
+    "WEIGHTS",
+    "WeightSpec",
+    "WeightsResolver",
+    "load_state_dict_file",
+]
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One weights file a metric needs: accepted file names and the public download URL."""
+
+    key: str
+    filenames: tuple[str, ...]
+    url: str
+    description: str
+
+
+#: The weights the StyleID evaluation protocol uses (design §7).
+WEIGHTS: dict[str, WeightSpec] = {
+    "art_inception": WeightSpec(
+        key="art_inception",
+        filenames=("art_inception.pth", "art_inception.safetensors"),
+        url="https://huggingface.co/matthias-wright/art_inception/resolve/main/art_inception.pth",
+        description="ArtFID's art-finetuned Inception-v3 (FID features)",
+    ),
+    "alexnet": WeightSpec(
+        key="alexnet",
+        filenames=("alexnet-owt-7be5be79.pth", "alexnet.pth", "alexnet.safetensors"),
+        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        description="torchvision ImageNet AlexNet (LPIPS trunk)",
+    ),
+    "lpips_alex": WeightSpec(
+        key="lpips_alex",
+        filenames=("alex.pth", "lpips_alex_v0.1.pth", "lpips_alex.pth", "lpips_alex.safetensors"),
+        url="https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth",
+        description="LPIPS v0.1 linear heads for AlexNet",
+    ),
+    "vgg19": WeightSpec(
+        key="vgg19",
+        filenames=("vgg19-dcbb9e9d.pth", "vgg19.pth", "vgg19.safetensors"),
+        url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+        description="torchvision ImageNet VGG19 (CFSD features)",
+    ),
+}
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a state dict from ``.safetensors`` or a pickle-free ``torch.load`` file.
+
+    ``weights_only=True`` refuses files that would run code on load; a wrapped
+    ``{"state_dict": ...}`` and DataParallel ``module.`` prefixes are unwrapped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such weights file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated or pickled with code
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot read weights ({reason})") from None
+    if (
+        isinstance(state, Mapping)
+        and "state_dict" in state
+        and isinstance(state["state_dict"], Mapping)
+    ):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in state.values()
+    ):
+        raise CheckpointError(f"{path}: not a state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+class WeightsResolver:
+    """Finds each metric's weights file, or says why it cannot.
+
+    Looks, in order, at an explicit path (``paths[key]``), ``weights_dir`` (any of the
+    spec's file names), torch hub's checkpoint cache (where torchvision and
+    ``torch.hub.load_state_dict_from_url`` put downloads), and finally downloads when
+    ``download`` is true. ``find`` returns ``(path, None)`` or ``(None, reason)``.
+    """
+
+    def __init__(
+        self,
+        weights_dir: str | os.PathLike | None = None,
+        paths: Mapping[str, str | os.PathLike] | None = None,
+        *,
+        download: bool = False,
+        search_hub_cache: bool = True,
+    ) -> None:
+        self.weights_dir = Path(weights_dir) if weights_dir is not None else None
+        if self.weights_dir is not None and not self.weights_dir.is_dir():
+            raise ConfigError(f"--weights-dir {self.weights_dir}: no such directory")
+        self.paths = {k: Path(v) for k, v in (paths or {}).items()}
+        unknown = set(self.paths) - set(WEIGHTS)
+        if unknown:
+            raise ConfigError(
+                f"unknown weights name(s) {sorted(unknown)}; known: {', '.join(WEIGHTS)}"
+            )
+        for key, path in self.paths.items():
+            if not path.is_file():
+                raise ConfigError(f"{key} weights {path}: no such file")
+        self.download = download
+        self.search_hub_cache = search_hub_cache
+
+    def _hub_dir(self) -> Path:
+        return Path(torch.hub.get_dir()) / "checkpoints"
+
+    def find(self, key: str) -> tuple[Path | None, str | None]:
+        spec = WEIGHTS[key]
+        if key in self.paths:
+            return self.paths[key], None
+        folders = []
+        if self.weights_dir is not None:
+            folders.append(self.weights_dir)
+        if self.search_hub_cache:
+            folders.append(self._hub_dir())
+        for folder in folders:
+            for name in spec.filenames:
+                candidate = folder / name
+                if candidate.is_file():
+                    return candidate, None
+        if self.download:
+            try:
+                target = self._hub_dir() / Path(spec.url).name
+                if not target.is_file():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    torch.hub.download_url_to_file(spec.url, str(target), progress=True)
+                return target, None
+            except Exception as exc:  # offline, HTTP error, disk full
+                return None, f"download of {spec.url} failed ({type(exc).__name__}: {exc})"
+        where = (
+            f"--weights-dir {self.weights_dir}" if self.weights_dir else "no --weights-dir given"
+        )
+        return None, (
+            f"{spec.description}: no {' / '.join(spec.filenames[:2])} found ({where}); "
+            f"download it from {spec.url} or pass --download-weights"
+        )
+
+    def describe(self, key: str, path: Path) -> dict[str, object]:
+        """What went into the report about one weights file (the variant that ran)."""
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        return {
+            "file": str(path),
+            "bytes": path.stat().st_size,
+            "sha256": digest.hexdigest(),
+            "source_url": WEIGHTS[key].url,
+            "description": WEIGHTS[key].description,
+        }

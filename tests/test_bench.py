@@ -1,0 +1,136 @@
+"""``bench`` on tiny settings: the JSON layout, the ratio, the plot, the CLI (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from styledistill.benchmark import (
+    BenchSettings,
+    format_table,
+    machine_info,
+    run_benchmark,
+    write_bench,
+)
+from styledistill.cli import main
+from styledistill.errors import ConfigError
+
+TINY_STUDENT = {
+    "d_model": 32,
+    "num_heads": 2,
+    "ffn_dim": 64,
+    "encoder_layers": 1,
+    "decoder_layers": 1,
+    "decoder_channels": [8, 8, 8, 8],
+    "style_size": 64,
+}
+TINY_TEXTURE = {"scales": [1.0], "patch_sizes": [9], "gaps": [6], "iterations": 1, "irls_steps": 1}
+
+
+def test_run_benchmark_writes_json_and_plot(tmp_path):
+    report = run_benchmark(
+        BenchSettings(
+            presets=["sttr-small"],
+            preset_overrides=TINY_STUDENT,
+            teacher="texture",
+            teacher_options=TINY_TEXTURE,
+            sizes=[32, 64],
+            teacher_sizes=[32],
+            batch_sizes=[1, 2],
+            device="cpu",
+            repeats=2,
+            warmup=0,
+            teacher_repeats=1,
+            teacher_warmup=0,
+            progress=False,
+        )
+    )
+    rows = report["results"]
+    assert [(r["model"], r["size"], r["batch_size"]) for r in rows] == [
+        ("sttr-small", 32, 1),
+        ("sttr-small", 32, 2),
+        ("sttr-small", 64, 1),
+        ("sttr-small", 64, 2),
+        ("texture", 32, 1),
+    ]
+    for row in rows:
+        latency = row["latency_ms"]
+        assert (
+            latency["min"] <= latency["q1"] <= latency["median"] <= latency["q3"] <= latency["max"]
+        )
+        assert latency["runs"] == (2 if row["kind"] == "student" else 1)
+        assert row["images_per_second"] > 0
+        assert row["peak_memory_mb"] is None or row["peak_memory_mb"] > 0
+    assert report["ratios"] == [
+        {
+            "student": "sttr-small",
+            "teacher": "texture",
+            "size": 32,
+            "teacher_over_student": pytest.approx(
+                rows[4]["latency_ms"]["median"] / rows[0]["latency_ms"]["median"]
+            ),
+        }
+    ]
+    assert report["subjects"]["sttr-small"]["weights"].startswith("random")
+    table = format_table(report)
+    assert report["machine"]["device_name"] in table and "teacher / student" in table
+
+    paths = write_bench(report, tmp_path / "bench")
+    assert json.loads(paths["json"].read_text())["results"][0]["model"] == "sttr-small"
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_cli_students_only(tmp_path, capsys):
+    code = main(
+        [
+            "bench",
+            "--presets",
+            "sttr-small",
+            "--teacher",
+            "none",
+            "--sizes",
+            "32",
+            "--batch-sizes",
+            "1",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+            "--preset-option",
+            "d_model=32",
+            "--preset-option",
+            "num_heads=2",
+            "--preset-option",
+            "ffn_dim=64",
+            "--preset-option",
+            "encoder_layers=1",
+            "--preset-option",
+            "decoder_layers=1",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "sttr-small" in printed and "machine:" in printed
+    assert (tmp_path / "bench.json").is_file() and (tmp_path / "bench.png").is_file()
+
+
+def test_bench_rejects_bad_settings(capsys):
+    assert main(["bench", "--sizes", "256,abc", "--device", "cpu"]) == 2
+    assert "--sizes '256,abc'" in capsys.readouterr().err
+    assert main(["bench", "--half", "--device", "cpu", "--sizes", "32"]) == 2
+    assert "--half needs a CUDA device" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="unknown STTR preset"):
+        run_benchmark(BenchSettings(presets=["nope"], teacher=None, sizes=[32], device="cpu"))
+
+
+def test_machine_info_names_the_cpu():
+    info = machine_info("cpu")
+    assert info["cpu_cores"] >= 1 and info["device_name"]
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
