@@ -1,0 +1,147 @@
+"""``styledistill stylize``: run a trained student on an image or a folder of images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._common import add_device_argument, progress, resolve_device
+
+HELP = "stylize images or folders with a trained student checkpoint"
+DESCRIPTION = (
+    "Stylize a content image, or every image in a folder, with one style image, using a "
+    "student checkpoint (a save_pretrained folder: config.json + model.safetensors, or a "
+    "training run folder holding student/). The style is encoded once. Contents keep their "
+    "size and aspect ratio: the long side is resized to --size for the model, and the result "
+    "is resized back. In a folder, unreadable files are reported and skipped (exit status 1 "
+    "when any were skipped)."
+)
+EXAMPLES = """\
+examples:
+  styledistill stylize runs/small/student --content photo.jpg --style art.jpg
+      # -> ./photo_stylized.png
+  styledistill stylize runs/small/student --content photo.jpg --style art.jpg --out out.png
+  styledistill stylize runs/small/student --content photos/ --style art.jpg --out stylized/
+  styledistill stylize runs/paper/student --content photos/ --style art.jpg \\
+      --device cuda --half --size 1024
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="student folder (config.json + model.safetensors)")
+    parser.add_argument(
+        "--content",
+        required=True,
+        help="content image, or a folder of images (searched recursively)",
+    )
+    parser.add_argument("--style", required=True, help="style image")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output file (single image) or folder (folder input, or an existing folder); "
+        "default: ./STEM_stylized.png, or ./CONTENTDIR_stylized/ for a folder",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=512,
+        help="long side the model works at; 0 keeps the native resolution",
+    )
+    add_device_argument(parser)
+    parser.add_argument(
+        "--half", action="store_true", help="float16 on GPU (bfloat16 on CPU): faster, less memory"
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="allow pickle weight files (.bin/.pt), loaded with weights_only=True",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+
+    if args.size < 0:
+        raise ConfigError(f"--size {args.size} must be >= 0")
+    content = Path(args.content)
+    if not content.exists():
+        raise ConfigError(f"--content {content}: no such file or folder")
+    stylizer = load_stylizer(args)
+    code = stylizer.encode_style(args.style)
+    if content.is_dir():
+        return stylize_folder(stylizer, code, content, args)
+    return stylize_image(stylizer, code, content, args)
+
+
+def load_stylizer(args: argparse.Namespace) -> Any:
+    """The Stylizer the flags ask for (device, precision, compile, size)."""
+    import torch
+
+    from ..student import Stylizer
+
+    device = resolve_device(args.device)
+    dtype = None
+    if args.half:
+        dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return Stylizer.from_pretrained(
+        args.checkpoint,
+        device=device,
+        dtype=dtype,
+        size=args.size,
+        compile=args.compile,
+        allow_pickle=args.allow_pickle,
+    )
+
+
+def _output_file(content: Path, out: str | None) -> Path:
+    default_name = f"{content.stem}_stylized.png"
+    if out is None:
+        return Path.cwd() / default_name
+    path = Path(out)
+    if path.is_dir() or out.endswith(("/", "\\")):
+        return path / default_name
+    return path
+
+
+def stylize_image(stylizer: Any, code: Any, content: Path, args: argparse.Namespace) -> int:
+    """One content file -> one output file."""
+    from ..images import save_image
+
+    target = _output_file(content, args.out)
+    result = stylizer(content, code)
+    save_image(result, target)
+    print(f"wrote {target}")
+    return 0
+
+
+def stylize_folder(stylizer: Any, code: Any, folder: Path, args: argparse.Namespace) -> int:
+    """Every image under ``folder`` -> same relative path under the output folder, as PNG."""
+    from ..errors import ConfigError
+    from ..images import ImageError, list_images, save_image
+
+    files = list_images(folder)
+    if not files:
+        raise ConfigError(f"--content {folder}: no images found (looked for common image suffixes)")
+    out_dir = Path(args.out) if args.out else Path.cwd() / f"{folder.resolve().name}_stylized"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: exists and is not a folder")
+    done, skipped = 0, []
+    bar = progress(files, desc="stylize", unit="img")
+    for path in bar:
+        target = (out_dir / path.relative_to(folder)).with_suffix(".png")
+        try:
+            result = stylizer(path, code)
+        except ImageError as exc:
+            skipped.append(path)
+            bar.write(f"skipped {exc}", file=sys.stderr)
+            continue
+        save_image(result, target)
+        done += 1
+    print(
+        f"stylized {done} image(s) into {out_dir}"
+        + (f", skipped {len(skipped)} unreadable" if skipped else "")
+    )
+    return 1 if skipped else 0

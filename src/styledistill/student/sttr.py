@@ -1,0 +1,859 @@
+"""STTR, the student: a style-transfer transformer you can read in one sitting.
+
+Wang et al., "Fine-Grained Image Style Transfer with Visual Transformers" (ACCV 2022),
+as in the official demo configuration, written from scratch:
+
+    content [B,3,H,W] --ResNet-50 to layer2 (stride 8)--> 1x1 conv --> content tokens
+    style   [B,3,h,w] --ResNet-50 to layer4 (stride 32)-> 1x1 conv --> style tokens
+    style tokens  --encoder (self-attention, 6 layers)--> style memory
+    content tokens --decoder (self-attn, cross-attn to memory, FFN; 6 layers) + LayerNorm
+                   --image decoder (1x1 conv, 3x [residual bottleneck, x2 upsample, 3x3 conv])
+                   --> stylized image [B,3,H,W]
+
+Attention is written with ``F.scaled_dot_product_attention`` (no ``nn.Transformer*`` fast
+paths, which do not export to ONNX). Images enter in ``[0, 1]``; ImageNet normalization
+happens inside. Inputs of any size are padded to a multiple of 32 with a mask, and the
+output is cropped back to the content's size.
+
+``encode_style`` and ``decode`` take and return plain tensors (already padded inputs,
+boolean masks) so they can be exported to ONNX separately and the style encoded once
+for many contents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import CheckpointError, ConfigError
+
+__all__ = [
+    "STTR",
+    "STTRConfig",
+    "count_parameters",
+    "list_presets",
+    "register_preset",
+]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+MODEL_CARD_NAME = "README.md"
+#: Weight files in pickle format; loaded only with ``allow_pickle=True`` (and then weights_only).
+PICKLE_WEIGHT_NAMES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass
+class STTRConfig:
+    """Everything needed to rebuild the architecture; saved as ``config.json``.
+
+    Strides say where a tokenizer cuts its backbone: 4, 8, 16 or 32 (ResNet layer1..4,
+    or the matching MobileNetV3 block).
+    The image decoder upsamples ``log2(content_stride)`` times, with widths
+    ``decoder_channels`` (default: the content tokenizer's channels halved each stage,
+    as in the official code).
+    """
+
+    name: str = "custom"
+    content_backbone: str = "resnet50"
+    content_stride: int = 8
+    style_backbone: str = "resnet50"
+    style_stride: int = 32
+    #: Long side the style is resized to before tokenizing (None: used as given).
+    style_size: int | None = None
+    d_model: int = 256
+    num_heads: int = 8
+    ffn_dim: int = 2048
+    encoder_layers: int = 6
+    decoder_layers: int = 6
+    dropout: float = 0.1
+    decoder_channels: list[int] | None = None
+    #: "sigmoid" (smooth, keeps gradients for pixels near 0/1) or "clamp".
+    output_activation: str = "sigmoid"
+    #: Freeze the backbone stem and layer1 (conv1..layer1) like the official code.
+    freeze_backbone_stem: bool = True
+    #: Inputs are padded to a multiple of this (the style tokenizer's stride).
+    pad_multiple: int = 32
+    #: Free-form notes kept with the config; the model does not read them.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> STTRConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k not in ("model_type", "styledistill_version")}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown STTR setting(s) {', '.join(unknown)}")
+        config = cls(**data)
+        config.validate(source)
+        return config
+
+    def validate(self, source: str = "STTRConfig") -> None:
+        for role in ("content", "style"):
+            backbone = getattr(self, f"{role}_backbone")
+            stride = getattr(self, f"{role}_stride")
+            if backbone not in BACKBONES:
+                raise ConfigError(
+                    f"{source}: {role}_backbone {backbone!r} is not one of {', '.join(BACKBONES)}"
+                )
+            if stride not in BACKBONES[backbone].channels:
+                raise ConfigError(
+                    f"{source}: {role}_stride {stride} not in {sorted(BACKBONES[backbone].channels)}"
+                )
+        if self.d_model <= 0 or self.num_heads <= 0 or self.d_model % self.num_heads:
+            raise ConfigError(
+                f"{source}: d_model {self.d_model} must be a positive multiple of num_heads {self.num_heads}"
+            )
+        if self.d_model % 4:
+            raise ConfigError(
+                f"{source}: d_model {self.d_model} must be a multiple of 4 (sine encoding)"
+            )
+        if self.encoder_layers < 0 or self.decoder_layers < 1 or self.ffn_dim < 1:
+            raise ConfigError(
+                f"{source}: need encoder_layers >= 0, decoder_layers >= 1, ffn_dim >= 1"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{source}: dropout {self.dropout} must be in [0, 1)")
+        if self.output_activation not in ("sigmoid", "clamp"):
+            raise ConfigError(f"{source}: output_activation must be 'sigmoid' or 'clamp'")
+        if self.pad_multiple % max(self.content_stride, self.style_stride):
+            raise ConfigError(
+                f"{source}: pad_multiple {self.pad_multiple} must be a multiple of both strides"
+            )
+        if self.style_size is not None and self.style_size < self.style_stride:
+            raise ConfigError(f"{source}: style_size {self.style_size} is below the style stride")
+        stages = self.upsample_stages
+        if self.decoder_channels is not None and (
+            len(self.decoder_channels) != stages or min(self.decoder_channels) < 2
+        ):
+            raise ConfigError(
+                f"{source}: decoder_channels needs {stages} widths >= 2 (one per x2 upsampling)"
+            )
+
+    @property
+    def upsample_stages(self) -> int:
+        return int(math.log2(self.content_stride))
+
+    def image_decoder_channels(self) -> list[int]:
+        if self.decoder_channels is not None:
+            return list(self.decoder_channels)
+        width = BACKBONES[self.content_backbone].channels[self.content_stride]
+        return [max(2, width // 2**i) for i in range(self.upsample_stages)]
+
+
+# --------------------------------------------------------------------------- presets
+
+_PRESETS: dict[str, Callable[[], STTRConfig]] = {}
+
+
+def register_preset(name: str) -> Callable[[Callable[[], STTRConfig]], Callable[[], STTRConfig]]:
+    """Register a named configuration (timm style): ``STTR.from_preset(name)``."""
+
+    def wrap(fn: Callable[[], STTRConfig]) -> Callable[[], STTRConfig]:
+        _PRESETS[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_presets() -> list[str]:
+    return sorted(_PRESETS)
+
+
+@register_preset("sttr-paper")
+def _sttr_paper() -> STTRConfig:
+    """The official demo configuration: 45.6M parameters."""
+    return STTRConfig(name="sttr-paper")
+
+
+@register_preset("sttr-small")
+def _sttr_small() -> STTRConfig:
+    """Real time on a 2-core CPU (~2.3 GMAC per 512x512 image vs ~120 for the paper).
+
+    Same structure, lighter parts: MobileNetV3-Large tokenizers (torchvision, ImageNet
+    weights available), content tokens at stride 16 (4x fewer tokens, so decoder
+    self-attention costs 16x less), the style resized to 256 px, d=128 with 4 heads,
+    FFN 512, 2 encoder + 2 decoder layers, and a slim image decoder (96..12 channels).
+    """
+    return STTRConfig(
+        name="sttr-small",
+        content_backbone="mobilenet_v3_large",
+        content_stride=16,
+        style_backbone="mobilenet_v3_large",
+        style_stride=32,
+        style_size=256,
+        d_model=128,
+        num_heads=4,
+        ffn_dim=512,
+        encoder_layers=2,
+        decoder_layers=2,
+        decoder_channels=[96, 48, 24, 12],
+    )
+
+
+# --------------------------------------------------------------------------- backbones
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A torchvision backbone and where to cut it for each output stride.
+
+    ``cuts[stride]`` is how many top-level blocks to keep (of ``blocks`` for ResNets,
+    of ``features`` for MobileNetV3); ``channels[stride]`` is the width there. Blocks
+    before ``frozen_until`` (the stride-4 stem) are frozen when ``freeze_backbone_stem``.
+    """
+
+    builder: str
+    kind: str  # "resnet" or "mobilenet"
+    channels: dict[int, int]
+    cuts: dict[int, int]
+    frozen_until: int
+    weights: str  # torchvision weights enum for "imagenet"
+
+
+_RESNET_CUTS = {4: 5, 8: 6, 16: 7, 32: 8}  # conv1, bn1, relu, maxpool, layer1..4
+BACKBONES: dict[str, BackboneSpec] = {
+    "resnet18": BackboneSpec(
+        "resnet18", "resnet", {4: 64, 8: 128, 16: 256, 32: 512}, _RESNET_CUTS, 5, "ResNet18_Weights"
+    ),
+    "resnet34": BackboneSpec(
+        "resnet34", "resnet", {4: 64, 8: 128, 16: 256, 32: 512}, _RESNET_CUTS, 5, "ResNet34_Weights"
+    ),
+    "resnet50": BackboneSpec(
+        "resnet50",
+        "resnet",
+        {4: 256, 8: 512, 16: 1024, 32: 2048},
+        _RESNET_CUTS,
+        5,
+        "ResNet50_Weights",
+    ),
+    "mobilenet_v3_large": BackboneSpec(
+        "mobilenet_v3_large",
+        "mobilenet",
+        {4: 24, 8: 40, 16: 112, 32: 960},
+        {4: 4, 8: 7, 16: 13, 32: 17},
+        4,
+        "MobileNet_V3_Large_Weights",
+    ),
+}
+_RESNET_BLOCKS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+
+
+def build_backbone(name: str, stride: int, weights: str | os.PathLike | None) -> nn.Sequential:
+    """A torchvision backbone cut at the given stride, BatchNorm frozen.
+
+    Frozen BatchNorm (statistics and affine as buffers, like DETR/STTR) keeps the
+    pretrained statistics under small batches and is why the paper counts 45.6M
+    parameters. ``weights``: None (random), "imagenet" (torchvision download) or a
+    local state-dict file (.safetensors, or .pth/.pt read with weights_only=True).
+    State-dict keys are torchvision's, so torchvision checkpoint files load as they are.
+    """
+    import torchvision
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    spec = BACKBONES[name]
+    builder = getattr(torchvision.models, spec.builder)
+    tv_weights = None
+    if weights == "imagenet":
+        tv_weights = getattr(torchvision.models, spec.weights).IMAGENET1K_V1
+    eps = 1e-3 if spec.kind == "mobilenet" else 1e-5  # as torchvision trained them
+    try:
+        full = builder(weights=tv_weights, norm_layer=partial(FrozenBatchNorm2d, eps=eps))
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(
+            f"could not get ImageNet weights for {name} from torchvision ({reason}); "
+            "pass a local file with --backbone-weights or train from random"
+        ) from None
+    keep = spec.cuts[stride]
+    if spec.kind == "resnet":
+        body = nn.Sequential(OrderedDict((n, getattr(full, n)) for n in _RESNET_BLOCKS[:keep]))
+    else:
+        body = nn.Sequential(OrderedDict(features=full.features[:keep]))
+    body.frozen_prefixes = (  # type: ignore[assignment]
+        tuple(f"{n}." for n in _RESNET_BLOCKS[: spec.frozen_until])
+        if spec.kind == "resnet"
+        else tuple(f"features.{i}." for i in range(spec.frozen_until))
+    )
+    if weights not in (None, "imagenet"):
+        body.load_state_dict(_read_backbone_file(Path(weights), body), strict=True)
+    return body
+
+
+def _read_backbone_file(path: Path, body: nn.Module) -> dict[str, Tensor]:
+    state = read_state_dict(path, allow_pickle=True)
+    wanted = body.state_dict()
+    # Accept a full torchvision checkpoint (fc, later layers, num_batches_tracked are dropped).
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    picked = {k: v for k, v in state.items() if k in wanted}
+    missing = [k for k in wanted if k not in picked]
+    if missing:
+        raise CheckpointError(
+            f"{path}: not a matching torchvision ResNet state dict ({len(missing)} missing keys, "
+            f"e.g. {missing[0]})"
+        )
+    for key, value in picked.items():
+        if value.shape != wanted[key].shape:
+            raise CheckpointError(
+                f"{path}: {key} has shape {tuple(value.shape)}, expected {tuple(wanted[key].shape)}"
+            )
+    return picked
+
+
+def read_state_dict(path: Path, *, allow_pickle: bool = False) -> dict[str, Tensor]:
+    """Tensors from a .safetensors file, or from a pickle with ``weights_only=True``."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such weights file")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CheckpointError(
+                f"{path}: corrupt or unreadable safetensors file ({reason})"
+            ) from None
+    if not allow_pickle:
+        raise CheckpointError(
+            f"{path}: refusing to load a pickle file; convert it to .safetensors "
+            "or pass allow_pickle=True (then loaded with weights_only=True)"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors come in many types
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot read weights ({reason})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: not a state dict of tensors")
+    return state
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def sine_position_encoding(mask: Tensor, dim: int, temperature: float = 10000.0) -> Tensor:
+    """DETR's 2D sine encoding ``[B, dim, h, w]`` from a padding mask ``[B, h, w]``.
+
+    Positions are counted over the unpadded area and normalized to [0, 2pi], so a
+    padded image gets the same encoding as the unpadded one. Only cumsum/arith ops:
+    traceable for ONNX with dynamic sizes.
+    """
+    not_mask = (~mask).to(torch.float32)
+    y = not_mask.cumsum(1)
+    x = not_mask.cumsum(2)
+    eps = 1e-6
+    y = y / (y[:, -1:, :] + eps) * (2 * math.pi)
+    x = x / (x[:, :, -1:] + eps) * (2 * math.pi)
+    half = dim // 2
+    steps = torch.arange(half, dtype=torch.float32, device=mask.device)
+    freqs = temperature ** (2 * torch.div(steps, 2, rounding_mode="floor") / half)
+    pos_x = x[..., None] / freqs
+    pos_y = y[..., None] / freqs
+    pos_x = torch.stack((pos_x[..., 0::2].sin(), pos_x[..., 1::2].cos()), dim=4).flatten(3)
+    pos_y = torch.stack((pos_y[..., 0::2].sin(), pos_y[..., 1::2].cos()), dim=4).flatten(3)
+    return torch.cat((pos_y, pos_x), dim=3).permute(0, 3, 1, 2)
+
+
+class Attention(nn.Module):
+    """Multi-head attention over batch-first tokens with a key padding mask."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(
+        self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Tensor | None
+    ) -> Tensor:
+        dim = query.shape[-1]
+        heads = self.num_heads
+        q = self.q_proj(query).unflatten(-1, (heads, dim // heads)).transpose(1, 2)
+        k = self.k_proj(key).unflatten(-1, (heads, dim // heads)).transpose(1, 2)
+        v = self.v_proj(value).unflatten(-1, (heads, dim // heads)).transpose(1, 2)
+        # SDPA's boolean mask marks keys that take part; padding keys are True in ours.
+        attn_mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out_proj(out.transpose(1, 2).flatten(2))
+
+
+class FeedForward(nn.Sequential):
+    def __init__(self, dim: int, hidden: int, dropout: float) -> None:
+        super().__init__(
+            nn.Linear(dim, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, dim),
+        )
+
+
+class EncoderLayer(nn.Module):
+    """Post-norm self-attention over style tokens; position added to queries and keys."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float) -> None:
+        super().__init__()
+        self.self_attn = Attention(dim, heads, dropout)
+        self.ffn = FeedForward(dim, ffn, dropout)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.drop1 = nn.Dropout(dropout)
+        self.drop2 = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, pos: Tensor, mask: Tensor | None) -> Tensor:
+        qk = x + pos
+        x = self.norm1(x + self.drop1(self.self_attn(qk, qk, x, mask)))
+        return self.norm2(x + self.drop2(self.ffn(x)))
+
+
+class DecoderLayer(nn.Module):
+    """Post-norm: self-attention over content, cross-attention to style memory, FFN."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float) -> None:
+        super().__init__()
+        self.self_attn = Attention(dim, heads, dropout)
+        self.cross_attn = Attention(dim, heads, dropout)
+        self.ffn = FeedForward(dim, ffn, dropout)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.norm3 = nn.LayerNorm(dim)
+        self.drop1 = nn.Dropout(dropout)
+        self.drop2 = nn.Dropout(dropout)
+        self.drop3 = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: Tensor,
+        pos: Tensor,
+        mask: Tensor | None,
+        memory: Tensor,
+        memory_pos: Tensor,
+        memory_mask: Tensor | None,
+    ) -> Tensor:
+        qk = x + pos
+        x = self.norm1(x + self.drop1(self.self_attn(qk, qk, x, mask)))
+        x = self.norm2(
+            x + self.drop2(self.cross_attn(x + pos, memory + memory_pos, memory, memory_mask))
+        )
+        return self.norm3(x + self.drop3(self.ffn(x)))
+
+
+class ResidualBottleneck(nn.Module):
+    """Pre-activation bottleneck (BN, LeakyReLU, conv) x3 with inner width outer/2."""
+
+    def __init__(self, outer: int, inner: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.BatchNorm2d(outer),
+            nn.LeakyReLU(),
+            nn.Conv2d(outer, inner, 1),
+            nn.BatchNorm2d(inner),
+            nn.LeakyReLU(),
+            nn.Conv2d(inner, inner, 3, padding=1),
+            nn.BatchNorm2d(inner),
+            nn.LeakyReLU(),
+            nn.Conv2d(inner, outer, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.net(x)
+
+
+def image_decoder(channels: list[int]) -> nn.Sequential:
+    """[bottleneck, bilinear x2, reflection pad, 3x3 conv] per stage; the last conv gives RGB."""
+    layers: list[nn.Module] = []
+    for i, width in enumerate(channels):
+        out = channels[i + 1] if i + 1 < len(channels) else 3
+        layers += [
+            ResidualBottleneck(width, max(1, width // 2)),
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(width, out, 3),
+        ]
+    return nn.Sequential(*layers)
+
+
+class Tokenizer(nn.Module):
+    """Backbone + 1x1 projection to d_model; ``forward`` gives ``[B, d, h, w]``."""
+
+    def __init__(
+        self, backbone: str, stride: int, dim: int, weights: str | os.PathLike | None
+    ) -> None:
+        super().__init__()
+        self.stride = stride
+        self.backbone = build_backbone(backbone, stride, weights)
+        self.proj = nn.Conv2d(BACKBONES[backbone].channels[stride], dim, 1)
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.proj(self.backbone(image))
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class STTR(nn.Module):
+    """The STTR student. See the module docstring for the data flow."""
+
+    def __init__(
+        self,
+        config: STTRConfig,
+        *,
+        backbone_weights: str | os.PathLike | dict[str, str | os.PathLike | None] | None = None,
+    ) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        if isinstance(backbone_weights, dict):
+            content_weights = backbone_weights.get("content")
+            style_weights = backbone_weights.get("style")
+        else:
+            content_weights = style_weights = backbone_weights
+        dim = config.d_model
+        self.content_tokenizer = Tokenizer(
+            config.content_backbone, config.content_stride, dim, content_weights
+        )
+        self.style_tokenizer = Tokenizer(
+            config.style_backbone, config.style_stride, dim, style_weights
+        )
+        args = (dim, config.num_heads, config.ffn_dim, config.dropout)
+        self.encoder = nn.ModuleList([EncoderLayer(*args) for _ in range(config.encoder_layers)])
+        self.decoder = nn.ModuleList([DecoderLayer(*args) for _ in range(config.decoder_layers)])
+        self.decoder_norm = nn.LayerNorm(dim)
+        channels = config.image_decoder_channels()
+        self.output_proj = nn.Conv2d(dim, channels[0], 1)
+        self.image_decoder = image_decoder(channels)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        for layer in [*self.encoder, *self.decoder]:  # as the official Transformer
+            for p in layer.parameters():
+                if p.dim() > 1:
+                    nn.init.xavier_uniform_(p)
+        if config.freeze_backbone_stem:
+            for tokenizer in (self.content_tokenizer, self.style_tokenizer):
+                for name, p in tokenizer.backbone.named_parameters():
+                    if name.startswith(tokenizer.backbone.frozen_prefixes):
+                        p.requires_grad_(False)
+
+    # ---- construction
+
+    @classmethod
+    def from_preset(
+        cls,
+        name: str,
+        *,
+        backbone_weights: str | os.PathLike | dict[str, Any] | None = None,
+        **overrides: Any,
+    ) -> STTR:
+        """A preset ("sttr-paper", "sttr-small") with optional setting overrides."""
+        if name not in _PRESETS:
+            raise ConfigError(
+                f"unknown STTR preset {name!r}; choose from {', '.join(list_presets())}"
+            )
+        config = _PRESETS[name]()
+        known = {f.name for f in dataclasses.fields(STTRConfig)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(f"preset {name}: unknown STTR setting(s) {', '.join(unknown)}")
+        config = dataclasses.replace(config, **overrides)
+        return cls(config, backbone_weights=backbone_weights)
+
+    # ---- parameter groups (the trainer gives backbones a lower learning rate)
+
+    def backbone_parameters(self) -> Iterator[nn.Parameter]:
+        for tokenizer in (self.content_tokenizer, self.style_tokenizer):
+            yield from (p for p in tokenizer.backbone.parameters() if p.requires_grad)
+
+    def other_parameters(self) -> Iterator[nn.Parameter]:
+        backbone = {
+            id(p)
+            for t in (self.content_tokenizer, self.style_tokenizer)
+            for p in t.backbone.parameters()
+        }
+        yield from (p for p in self.parameters() if p.requires_grad and id(p) not in backbone)
+
+    # ---- padding (eager only: Python ints)
+
+    def pad(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Reflect-pad right/bottom to a multiple of ``pad_multiple``; mask True on padding."""
+        height, width = images.shape[-2:]
+        multiple = self.config.pad_multiple
+        pad_h, pad_w = (-height) % multiple, (-width) % multiple
+        mask = torch.zeros(
+            images.shape[0], height + pad_h, width + pad_w, dtype=torch.bool, device=images.device
+        )
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            images = F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
+            mask[:, height:, :] = True
+            mask[:, :, width:] = True
+        return images, mask
+
+    def prepare_style(self, style: Tensor) -> tuple[Tensor, Tensor]:
+        """Resize the style to ``style_size`` (if set) and pad it: inputs for ``encode_style``."""
+        size = self.config.style_size
+        if size is not None and max(style.shape[-2:]) != size:
+            scale = size / max(style.shape[-2:])
+            new = (max(1, round(style.shape[-2] * scale)), max(1, round(style.shape[-1] * scale)))
+            style = F.interpolate(
+                style, size=new, mode="bilinear", align_corners=False, antialias=True
+            )
+        return self.pad(style)
+
+    # ---- the two exportable halves
+
+    def _normalize(self, images: Tensor) -> Tensor:
+        return (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
+
+    @staticmethod
+    def _token_mask(mask: Tensor | None, features: Tensor, stride: int) -> Tensor:
+        if mask is None:
+            return torch.zeros_like(features[:, 0], dtype=torch.bool)
+        return mask[:, ::stride, ::stride]
+
+    def encode_style(
+        self, style: Tensor, style_mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Padded style ``[B,3,H,W]`` in [0,1] -> (memory ``[B,L,d]``, memory_pos ``[B,L,d]``,
+        memory_mask ``[B,L]`` bool, True on padding). H and W must be multiples of 32."""
+        features = self.style_tokenizer(self._normalize(style))
+        mask = self._token_mask(style_mask, features, self.config.style_stride)
+        pos = sine_position_encoding(mask, self.config.d_model).to(features.dtype)
+        memory = features.flatten(2).transpose(1, 2)
+        memory_pos = pos.flatten(2).transpose(1, 2)
+        memory_mask = mask.flatten(1)
+        key_mask = memory_mask if style_mask is not None else None
+        for layer in self.encoder:
+            memory = layer(memory, memory_pos, key_mask)
+        return memory, memory_pos, memory_mask
+
+    def decode(
+        self,
+        content: Tensor,
+        memory: Tensor,
+        memory_pos: Tensor,
+        memory_mask: Tensor | None = None,
+        content_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Padded content ``[B,3,H,W]`` in [0,1] + encoded style -> stylized ``[B,3,H,W]`` in [0,1].
+
+        A style batch of 1 is shared by every content. H and W must be multiples of 32.
+        """
+        features = self.content_tokenizer(self._normalize(content))
+        batch, dim, height, width = features.shape
+        mask = self._token_mask(content_mask, features, self.config.content_stride)
+        pos = sine_position_encoding(mask, dim).to(features.dtype).flatten(2).transpose(1, 2)
+        tokens = features.flatten(2).transpose(1, 2)
+        if memory.shape[0] != batch:
+            memory = memory.expand(batch, -1, -1)
+            memory_pos = memory_pos.expand(batch, -1, -1)
+            memory_mask = None if memory_mask is None else memory_mask.expand(batch, -1)
+        key_mask = mask.flatten(1) if content_mask is not None else None
+        for layer in self.decoder:
+            tokens = layer(tokens, pos, key_mask, memory, memory_pos, memory_mask)
+        tokens = self.decoder_norm(tokens)
+        grid = tokens.transpose(1, 2).reshape(batch, dim, height, width)
+        out = self.image_decoder(self.output_proj(grid))
+        if self.config.output_activation == "sigmoid":
+            return torch.sigmoid(out)
+        return out.clamp(0.0, 1.0)
+
+    def forward(self, content: Tensor, style: Tensor) -> Tensor:
+        """Images ``[B,3,H,W]`` in [0,1] of any size -> stylized content, same size as content."""
+        if content.ndim != 4 or content.shape[1] != 3 or style.ndim != 4 or style.shape[1] != 3:
+            raise ValueError(
+                f"STTR expects [B,3,H,W] images, got content {tuple(content.shape)} and style {tuple(style.shape)}"
+            )
+        height, width = content.shape[-2:]
+        style, style_mask = self.prepare_style(style)
+        memory, memory_pos, memory_mask = self.encode_style(
+            style, style_mask if style_mask.any() else None
+        )
+        padded, content_mask = self.pad(content)
+        out = self.decode(
+            padded, memory, memory_pos, memory_mask, content_mask if content_mask.any() else None
+        )
+        return out[..., :height, :width]
+
+    # ---- checkpoints
+
+    def save_pretrained(
+        self, directory: str | os.PathLike, model_card: dict[str, Any] | None = None
+    ) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and a model card ``README.md``."""
+        from safetensors.torch import save_file
+
+        from .. import __version__
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {
+            "model_type": "sttr",
+            "styledistill_version": __version__,
+            **self.config.to_dict(),
+        }
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        _atomic_write(
+            directory / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"})
+        )
+        _atomic_write(
+            directory / CONFIG_NAME, lambda p: p.write_text(json.dumps(config, indent=2) + "\n")
+        )
+        card = _model_card(self, model_card or {})
+        _atomic_write(directory / MODEL_CARD_NAME, lambda p: p.write_text(card))
+        return directory
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike,
+        *,
+        allow_pickle: bool = False,
+        map_location: str | torch.device = "cpu",
+    ) -> STTR:
+        """Load a ``save_pretrained`` folder (or a training run holding ``student/``).
+
+        Pickled weights (``pytorch_model.bin``, ``model.pt``...) are refused unless
+        ``allow_pickle=True``, and then read with ``torch.load(weights_only=True)``.
+        """
+        directory = Path(directory)
+        if not directory.exists():
+            raise CheckpointError(f"{directory}: no such checkpoint folder")
+        if directory.is_file():
+            raise CheckpointError(
+                f"{directory}: expected a checkpoint folder with {CONFIG_NAME}, got a file"
+            )
+        if (
+            not (directory / CONFIG_NAME).exists()
+            and (directory / "student" / CONFIG_NAME).exists()
+        ):
+            directory = directory / "student"
+        config_path = directory / CONFIG_NAME
+        if not config_path.is_file():
+            raise CheckpointError(f"{config_path}: missing (not an STTR checkpoint folder)")
+        try:
+            data = json.loads(config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{config_path}: invalid JSON ({exc})") from None
+        if not isinstance(data, dict) or data.get("model_type", "sttr") != "sttr":
+            raise CheckpointError(f"{config_path}: not an STTR config")
+        try:
+            config = STTRConfig.from_dict(data, source=str(config_path))
+        except (ConfigError, TypeError) as exc:
+            raise CheckpointError(str(exc).splitlines()[0]) from None
+        weights = directory / WEIGHTS_NAME
+        if not weights.exists():
+            pickles = [directory / n for n in PICKLE_WEIGHT_NAMES if (directory / n).exists()]
+            if not pickles:
+                raise CheckpointError(f"{weights}: missing")
+            weights = pickles[0]
+        state = read_state_dict(weights, allow_pickle=allow_pickle)
+        with torch.device("meta"):
+            model = cls(config)
+        model.to_empty(device=map_location)
+        model._restore_buffers()
+        try:
+            incompatible = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            lines = [ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln]
+            raise CheckpointError(
+                f"{weights}: {lines[0] if lines else 'does not fit the config'}"
+            ) from None
+        problems = list(incompatible.missing_keys) + list(incompatible.unexpected_keys)
+        if problems:
+            raise CheckpointError(
+                f"{weights}: does not match {CONFIG_NAME} ({len(incompatible.missing_keys)} missing, "
+                f"{len(incompatible.unexpected_keys)} unexpected tensors, e.g. {problems[0]})"
+            )
+        return model.eval()
+
+    def _restore_buffers(self) -> None:
+        """Non-persistent buffers are not in the state dict; refill them after to_empty."""
+        device = self.mean.device
+        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return count_parameters(self, trainable_only=trainable_only)
+
+
+def count_parameters(module: nn.Module, *, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _model_card(model: STTR, card: dict[str, Any]) -> str:
+    config = model.config
+    params = model.num_parameters()
+    lines = [
+        f"# {card.get('title', 'STTR style-transfer student')}",
+        "",
+        "A feed-forward style-transfer transformer (STTR, Wang et al., ACCV 2022) made with "
+        "styledistill, distilled from a diffusion teacher.",
+        "",
+        f"- preset: {config.name}",
+        f"- parameters: {params:,} ({params / 1e6:.1f}M)",
+        f"- tokenizers: content {config.content_backbone}/stride {config.content_stride}, "
+        f"style {config.style_backbone}/stride {config.style_stride}",
+        f"- transformer: d={config.d_model}, {config.num_heads} heads, FFN {config.ffn_dim}, "
+        f"{config.encoder_layers} encoder + {config.decoder_layers} decoder layers",
+        f"- training data: {card.get('training_data', 'not recorded')}",
+        f"- teacher: {card.get('teacher', 'not recorded')}",
+    ]
+    lines += [
+        f"- {key.replace('_', ' ')}: {value}"
+        for key, value in card.items()
+        if key not in ("title", "training_data", "teacher")
+    ]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from styledistill.student import Stylizer",
+        "stylizer = Stylizer.from_pretrained('THIS_FOLDER')",
+        "stylizer('photo.jpg', 'painting.jpg').save('out.png')",
+        "```",
+        "",
+        "or `styledistill stylize THIS_FOLDER --content photo.jpg --style painting.jpg`.",
+        "",
+    ]
+    return "\n".join(lines)

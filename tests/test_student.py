@@ -1,0 +1,283 @@
+"""STTR student + Stylizer: architecture facts, any-size inputs, checkpoints, reuse of styles."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from styledistill.errors import CheckpointError, ConfigError
+from styledistill.student import STTR, StyleCode, Stylizer, list_presets
+from styledistill.student.sttr import sine_position_encoding
+
+TINY = dict(
+    d_model=32,
+    num_heads=2,
+    ffn_dim=64,
+    encoder_layers=1,
+    decoder_layers=1,
+    decoder_channels=[16, 8, 8, 4],
+    style_size=64,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: thread start-up costs more than it saves (and CI CPUs are shared)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(seed: int = 0, **overrides) -> STTR:
+    """The sttr-small structure at test size (MobileNetV3 tokenizers build fast)."""
+    torch.manual_seed(seed)
+    return STTR.from_preset("sttr-small", **{**TINY, **overrides}).eval()
+
+
+@pytest.fixture(scope="module")
+def model() -> STTR:
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def images() -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    return torch.rand(2, 3, 48, 72, generator=gen), torch.rand(2, 3, 64, 40, generator=gen)
+
+
+def test_presets_listed():
+    assert {"sttr-paper", "sttr-small"} <= set(list_presets())
+
+
+def test_paper_preset_has_45_6m_parameters():
+    with torch.device("meta"):  # counts only; no memory or init time
+        paper = STTR.from_preset("sttr-paper")
+    total = paper.num_parameters()
+    assert abs(total - 45.6e6) / 45.6e6 < 0.01, total
+    config = paper.config
+    assert (config.d_model, config.num_heads, config.ffn_dim) == (256, 8, 2048)
+    assert (len(paper.encoder), len(paper.decoder)) == (6, 6)
+    assert (config.content_backbone, config.content_stride) == ("resnet50", 8)
+    assert (config.style_backbone, config.style_stride) == ("resnet50", 32)
+    assert config.image_decoder_channels() == [512, 256, 128]
+    # official trainable count: conv1/layer1 frozen, BatchNorm frozen in the backbones
+    assert paper.num_parameters(trainable_only=True) == 45_197_827
+    assert "layer3" not in dict(paper.content_tokenizer.backbone.named_children())
+    assert "layer4" in dict(paper.style_tokenizer.backbone.named_children())
+
+
+def test_small_preset_is_much_lighter():
+    with torch.device("meta"):
+        small = STTR.from_preset("sttr-small")
+        paper = STTR.from_preset("sttr-paper")
+    assert small.num_parameters() < paper.num_parameters() / 5
+    assert small.config.content_stride == 16 and small.config.style_size == 256
+
+
+def test_bad_settings_are_config_errors():
+    with pytest.raises(ConfigError, match="unknown STTR preset"):
+        STTR.from_preset("sttr-huge")
+    with pytest.raises(ConfigError, match="unknown STTR setting"):
+        STTR.from_preset("sttr-small", d_modle=64)
+    with pytest.raises(ConfigError, match="multiple of num_heads"):
+        STTR.from_preset("sttr-small", d_model=30, num_heads=4)
+    with pytest.raises(ConfigError, match="decoder_channels"):
+        STTR.from_preset("sttr-small", decoder_channels=[8, 4])
+
+
+def test_token_counts_match_strides(model):
+    with torch.inference_mode():
+        memory, pos, mask = model.encode_style(torch.rand(1, 3, 64, 96))
+        content_tokens = model.content_tokenizer(torch.rand(1, 3, 64, 96))
+    assert memory.shape == pos.shape == (1, 2 * 3, 32)
+    assert mask.shape == (1, 6) and not mask.any()
+    assert content_tokens.shape == (1, 32, 4, 6)
+
+
+def test_odd_sizes_give_content_size(model):
+    content = torch.rand(1, 3, 301, 457)
+    style = torch.rand(1, 3, 480, 640)
+    with torch.inference_mode():
+        out = model(content, style)
+    assert out.shape == (1, 3, 301, 457)
+    assert out.min() >= 0 and out.max() <= 1 and torch.isfinite(out).all()
+
+
+def test_sine_encoding_ignores_padding():
+    mask = torch.zeros(1, 5, 7, dtype=torch.bool)
+    mask[:, 3:, :] = True
+    mask[:, :, 4:] = True
+    padded = sine_position_encoding(mask, 16)
+    plain = sine_position_encoding(torch.zeros(1, 3, 4, dtype=torch.bool), 16)
+    assert torch.allclose(padded[:, :, :3, :4], plain, atol=1e-6)
+
+
+def test_padding_mask_hides_padded_style_tokens(model):
+    """A masked style token must not change the result, whatever its content."""
+    style = torch.rand(1, 3, 64, 64)
+    mask = torch.zeros(1, 64, 64, dtype=torch.bool)
+    mask[:, :, 32:] = True
+    other = style.clone()
+    other[..., 32:] = torch.rand(1, 3, 64, 32)
+    content = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        a = model.decode(content, *model.encode_style(style, mask))
+        b = model.decode(content, *model.encode_style(other, mask))
+        c = model.decode(content, *model.encode_style(other))
+    memory_a = model.encode_style(style, mask)[0][:, [0]]
+    memory_b = model.encode_style(other, mask)[0][:, [0]]
+    assert torch.allclose(memory_a, memory_b, atol=1e-5)
+    assert torch.allclose(a, b, atol=1e-5)
+    assert not torch.equal(a, c)  # unmasked, the same pixels do take part
+
+
+def test_deterministic_in_eval(model, images):
+    content, style = images
+    with torch.inference_mode():
+        assert torch.equal(model(content, style), model(content, style))
+
+
+def test_train_mode_backward_and_parameter_groups(images):
+    net = tiny_model(seed=3).train()
+    content, style = images
+    out = net(content, style)
+    loss = (out - content).abs().mean()
+    loss.backward()
+    backbone = list(net.backbone_parameters())
+    other = list(net.other_parameters())
+    assert {id(p) for p in backbone}.isdisjoint({id(p) for p in other})
+    assert sum(p.numel() for p in backbone + other) == net.num_parameters(trainable_only=True)
+    assert all(p.grad is not None for p in other)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in backbone)
+    frozen = dict(net.content_tokenizer.backbone.named_parameters())["features.0.0.weight"]
+    assert not frozen.requires_grad
+
+
+def test_save_load_round_trip(model, images, tmp_path):
+    content, style = images
+    model.save_pretrained(
+        tmp_path, model_card={"training_data": "pairs/texture", "teacher": "texture"}
+    )
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "sttr" and config["d_model"] == 32
+    card = (tmp_path / "README.md").read_text()
+    assert "sttr-small" in card and "pairs/texture" in card and "teacher: texture" in card
+    loaded = STTR.from_pretrained(tmp_path)
+    assert not loaded.training
+    with torch.inference_mode():
+        assert torch.equal(model(content, style), loaded(content, style))
+    # a training run folder holding student/ works too
+    run_dir = tmp_path / "run"
+    model.save_pretrained(run_dir / "student")
+    assert STTR.from_pretrained(run_dir).config == model.config
+
+
+def test_refuses_pickle_unless_allowed(model, images, tmp_path):
+    model.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match=r"pytorch_model\.bin: refusing to load a pickle"):
+        STTR.from_pretrained(tmp_path)
+    loaded = STTR.from_pretrained(tmp_path, allow_pickle=True)
+    content, style = images
+    with torch.inference_mode():
+        assert torch.equal(model(content, style), loaded(content, style))
+
+
+def test_broken_checkpoints_are_one_line_errors(model, tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint folder"):
+        STTR.from_pretrained(tmp_path / "nope")
+    model.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: corrupt") as info:
+        STTR.from_pretrained(tmp_path)
+    assert "\n" not in str(info.value)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"config\.json: invalid JSON"):
+        STTR.from_pretrained(tmp_path)
+    other = tiny_model(d_model=64)
+    other.save_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(
+        json.dumps({**model.config.to_dict(), "model_type": "sttr"})
+    )
+    with pytest.raises(CheckpointError, match=r"model\.safetensors"):
+        STTR.from_pretrained(tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(CheckpointError, match=r"config\.json: missing"):
+        STTR.from_pretrained(tmp_path)
+
+
+def test_backbone_weights_from_local_file(tmp_path):
+    import torchvision
+    from safetensors.torch import save_file
+
+    torch.manual_seed(5)
+    reference = torchvision.models.mobilenet_v3_large().state_dict()
+    save_file({k: v.contiguous() for k, v in reference.items()}, tmp_path / "mbv3.safetensors")
+    net = STTR.from_preset("sttr-small", backbone_weights=tmp_path / "mbv3.safetensors", **TINY)
+    state = net.style_tokenizer.backbone.state_dict()
+    assert torch.equal(
+        state["features.5.block.0.0.weight"], reference["features.5.block.0.0.weight"]
+    )
+    assert torch.equal(state["features.16.1.running_var"], reference["features.16.1.running_var"])
+    content_state = net.content_tokenizer.backbone.state_dict()
+    assert torch.equal(
+        content_state["features.1.block.0.0.weight"], reference["features.1.block.0.0.weight"]
+    )
+    torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "wrong.pth")
+    with pytest.raises(CheckpointError, match=r"wrong\.pth: not a matching torchvision"):
+        STTR.from_preset("sttr-small", backbone_weights=tmp_path / "wrong.pth", **TINY)
+
+
+# --------------------------------------------------------------------------- Stylizer
+
+
+def test_style_encoded_once_equals_per_call(model, images):
+    stylizer = Stylizer(model, device="cpu", size=64)
+    content, style = images
+    code = stylizer.encode_style(style[0])
+    assert isinstance(code, StyleCode)
+    once = [stylizer(c, code, output="tensor") for c in content]
+    per_call = [stylizer(c, style[0], output="tensor") for c in content]
+    for a, b in zip(once, per_call):
+        assert torch.equal(a, b)
+    batched = stylizer.stylize_tensor(content, code)
+    assert batched.shape == content.shape
+    assert torch.allclose(batched[1], once[1], atol=1e-5)
+
+
+def test_stylizer_matches_model_at_native_size(model):
+    content = torch.rand(1, 3, 64, 96)
+    style = torch.rand(1, 3, 64, 64)
+    stylizer = Stylizer(model, device="cpu", size=None)
+    with torch.inference_mode():
+        expected = model(content, style)
+    assert torch.allclose(stylizer.stylize_tensor(content, style[0]), expected, atol=1e-5)
+
+
+def test_stylizer_any_source_and_lists(model, tmp_path):
+    from PIL import Image
+
+    stylizer = Stylizer(model, device="cpu", size=64)
+    photo = Image.new("RGB", (90, 50), (200, 30, 30))
+    photo.save(tmp_path / "photo.png")
+    out = stylizer(tmp_path / "photo.png", photo)
+    assert isinstance(out, Image.Image) and out.size == (90, 50)
+    outs = stylizer([photo, torch.rand(3, 40, 30), photo], photo, output="tensor")
+    assert [tuple(o.shape) for o in outs] == [(3, 50, 90), (3, 40, 30), (3, 50, 90)]
+    assert torch.equal(outs[0], outs[2])
+
+
+def test_stylizer_from_pretrained_and_dtypes(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    stylizer = Stylizer.from_pretrained(tmp_path, device="cpu", dtype="bfloat16", size=64)
+    out = stylizer(torch.rand(3, 40, 56), torch.rand(3, 32, 32), output="tensor")
+    assert out.dtype == torch.float32 and out.shape == (3, 40, 56)
+    with pytest.raises(ConfigError, match="float16"):
+        Stylizer.from_pretrained(tmp_path, device="cpu", dtype=torch.float16)
+    with pytest.raises(ConfigError, match="output"):
+        stylizer(torch.rand(3, 40, 56), torch.rand(3, 32, 32), output="numpy")

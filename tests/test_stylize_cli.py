@@ -1,0 +1,168 @@
+"""``styledistill stylize`` on single images and folders, with a tiny saved student."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from styledistill.cli import main
+from styledistill.student import STTR
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: thread start-up costs more than it saves (and CI CPUs are shared)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = STTR.from_preset(
+        "sttr-small",
+        d_model=32,
+        num_heads=2,
+        ffn_dim=64,
+        encoder_layers=1,
+        decoder_layers=1,
+        decoder_channels=[16, 8, 8, 4],
+        style_size=64,
+    )
+    folder = tmp_path_factory.mktemp("ckpt") / "student"
+    model.save_pretrained(folder, model_card={"teacher": "texture"})
+    return folder
+
+
+def _image(path, size, color):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+def test_help_has_examples(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["stylize", "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and "--content" in text and "--half" in text
+
+
+def test_single_image(checkpoint, tmp_path, monkeypatch, capsys):
+    content = _image(tmp_path / "in" / "cat.jpg", (70, 45), (10, 120, 200))
+    style = _image(tmp_path / "art.png", (50, 60), (220, 180, 20))
+    out = tmp_path / "result.png"
+    code = main(
+        [
+            "stylize",
+            str(checkpoint),
+            "--content",
+            str(content),
+            "--style",
+            str(style),
+            "--out",
+            str(out),
+            "--size",
+            "64",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    assert Image.open(out).size == (70, 45)
+    monkeypatch.chdir(tmp_path)
+    assert (
+        main(
+            [
+                "stylize",
+                str(checkpoint),
+                "--content",
+                str(content),
+                "--style",
+                str(style),
+                "--size",
+                "64",
+            ]
+        )
+        == 0
+    )
+    assert Image.open(tmp_path / "cat_stylized.png").size == (70, 45)
+    assert "cat_stylized.png" in capsys.readouterr().out
+
+
+def test_folder_with_a_bad_file(checkpoint, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    _image(photos / "a.png", (40, 40), (255, 0, 0))
+    _image(photos / "sub" / "b.jpg", (64, 32), (0, 255, 0))
+    (photos / "broken.jpg").write_bytes(b"not really a jpeg")
+    style = _image(tmp_path / "art.png", (48, 48), (0, 0, 255))
+    out = tmp_path / "out"
+    code = main(
+        [
+            "stylize",
+            str(checkpoint),
+            "--content",
+            str(photos),
+            "--style",
+            str(style),
+            "--out",
+            str(out),
+            "--size",
+            "64",
+            "--device",
+            "cpu",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 1  # something was skipped
+    assert Image.open(out / "a.png").size == (40, 40)
+    assert Image.open(out / "sub" / "b.png").size == (64, 32)
+    assert not (out / "broken.png").exists()
+    skipped = [line for line in captured.err.splitlines() if line.startswith("skipped")]
+    assert len(skipped) == 1 and "broken.jpg" in skipped[0]
+    assert "stylized 2 image(s)" in captured.out and "skipped 1" in captured.out
+
+
+def test_bad_inputs_are_one_line_errors(checkpoint, tmp_path, capsys):
+    style = _image(tmp_path / "art.png", (48, 48), (0, 0, 255))
+    content = _image(tmp_path / "c.png", (48, 48), (0, 0, 0))
+    assert (
+        main(
+            ["stylize", str(tmp_path / "missing"), "--content", str(content), "--style", str(style)]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("styledistill stylize: error:") and "missing" in err and "\n" not in err
+    assert (
+        main(
+            [
+                "stylize",
+                str(checkpoint),
+                "--content",
+                str(tmp_path / "nope.png"),
+                "--style",
+                str(style),
+            ]
+        )
+        == 2
+    )
+    assert "nope.png" in capsys.readouterr().err
+    (tmp_path / "bad_style.png").write_bytes(b"")
+    assert (
+        main(
+            [
+                "stylize",
+                str(checkpoint),
+                "--content",
+                str(content),
+                "--style",
+                str(tmp_path / "bad_style.png"),
+            ]
+        )
+        == 2
+    )
+    assert "bad_style.png: empty file" in capsys.readouterr().err
