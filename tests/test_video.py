@@ -255,3 +255,34 @@ def test_bad_inputs_fail_with_one_line_errors(student_dir, style_image, tmp_path
             progress=False,
         )
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_stylize_command_with_video_flag(student_dir, style_image, tmp_path, capsys):
+    from styledistill.cli import main
+    from styledistill.images import save_image
+
+    source = make_video(tmp_path / "clip.mp4")
+    style = save_image(style_image, tmp_path / "style.png")
+    out = tmp_path / "clip_styled.mp4"
+    code = main(
+        [
+            "stylize",
+            str(student_dir),
+            "--video",
+            str(source),
+            "--style",
+            str(style),
+            "--out",
+            str(out),
+            "--size",
+            "64",
+            "--flicker-blend",
+            "0.5",
+        ]
+    )
+    assert code == 0
+    info = probe(out)
+    assert info["frames"] == FRAMES and info["size"] == (WIDTH, HEIGHT)
+    assert info["audio_codec"] == "aac"
+    assert main(["stylize", str(student_dir), "--style", str(style)]) == 2
+    assert "--content" in capsys.readouterr().err

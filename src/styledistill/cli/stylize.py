@@ -26,6 +26,8 @@ examples:
   styledistill stylize runs/small/student --content photos/ --style art.jpg --out stylized/
   styledistill stylize runs/paper/student --content photos/ --style art.jpg \\
       --device cuda --half --size 1024
+  styledistill stylize runs/small/student --video clip.mp4 --style art.jpg --out clip_art.mp4 \\
+      --flicker-blend 0.6            # style encoded once, audio kept, less flicker
 """
 
 
@@ -33,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="student folder (config.json + model.safetensors)")
     parser.add_argument(
         "--content",
-        required=True,
-        help="content image, or a folder of images (searched recursively)",
+        default=None,
+        help="content image, or a folder of images (searched recursively); or use --video",
     )
     parser.add_argument("--style", required=True, help="style image")
     parser.add_argument(
@@ -59,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow pickle weight files (.bin/.pt), loaded with weights_only=True",
     )
+    from ..video import add_video_arguments
+
+    add_video_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.size < 0:
         raise ConfigError(f"--size {args.size} must be >= 0")
+    if getattr(args, "video", None):
+        from ..video import run_video
+
+        return run_video(args, stylizer=load_stylizer(args))
+    if args.content is None:
+        raise ConfigError("--content (an image or folder) or --video is required")
     content = Path(args.content)
     if not content.exists():
         raise ConfigError(f"--content {content}: no such file or folder")
