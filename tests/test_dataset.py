@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -219,6 +221,10 @@ def test_teach_writes_images_manifest_and_failures(tmp_path, folders):
     plan = json.loads((out / "dataset.json").read_text())
     assert plan["pairs_planned"] == 12 and plan["teacher"] == "fake" and plan["num_shards"] == 1
     assert plan["teacher_config"] == teacher.config() and plan["seed"] == 0
+    # dataset.json is written via mkstemp (0600): it must end up with the umask's mode
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((out / "dataset.json").stat().st_mode) == 0o666 & ~umask
 
     # A rerun skips every finished pair and does not report failures twice.
     again = teach(FakeTeacher(), contents, styles, out, batch_size=4, show_progress=False)
@@ -424,9 +430,13 @@ def test_dataset_info_and_cli(tmp_path, folders, capsys):
     assert main(["dataset", "info", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pairs_done"] == 3
 
+    assert main(["dataset", "info", str(out), "--verify"]) == 0  # nothing damaged yet
+    capsys.readouterr()
     broken = out / read_manifest(out)[0]["output"]
     broken.write_bytes(broken.read_bytes()[:40])
-    assert main(["dataset", "info", str(out), "--verify"]) == 0
+    assert main(["dataset", "info", str(out)]) == 0  # without --verify it is only a summary
+    capsys.readouterr()
+    assert main(["dataset", "info", str(out), "--verify"]) == 1  # a check fails loudly
     assert "1 output images do not decode" in capsys.readouterr().out
     assert main(["dataset", "info", str(tmp_path)]) == 2
     assert "not a styledistill dataset" in capsys.readouterr().err
@@ -509,7 +519,8 @@ def tiny_styleid_teacher(size: int = 32):
     pytest.importorskip("diffusers")
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
-    from styledistill.teachers.styleid import StyleIDTeacher, iter_self_attention_layers
+    from styledistill.teachers._styleid_attention import self_attention_layers
+    from styledistill.teachers.styleid import StyleIDTeacher
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
@@ -542,7 +553,7 @@ def tiny_styleid_teacher(size: int = 32):
         set_alpha_to_one=False,
         steps_offset=1,
     )
-    layers = [name for name in iter_self_attention_layers(unet) if name.startswith("up_blocks")]
+    layers = [name for name in self_attention_layers(unet) if name.startswith("up_blocks")]
     return StyleIDTeacher(
         unet,
         vae,
@@ -662,3 +673,43 @@ def test_new_input_images_extend_the_plan_with_a_warning(tmp_path, folders):
     assert summary.written == 2 and summary.already_done == 6
     assert len(warnings) == 1 and "plan now has 8 pairs (was 6)" in warnings[0]
     assert json.loads((out / "dataset.json").read_text())["pairs_planned"] == 8
+
+
+def test_info_piped_into_a_reader_that_stops_early_is_not_an_error(tmp_path, folders):
+    """`styledistill dataset info DIR | head -1`: a closed pipe must not print a traceback."""
+    import subprocess
+    import sys
+
+    contents, styles = folders
+    out = tmp_path / "data"
+    teach(FakeTeacher(), contents, styles, out, show_progress=False)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is already gone: every write hits EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "styledistill", "dataset", "info", str(out), "--json"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+
+
+def test_manifest_lines_the_writer_did_not_make_are_not_pairs(tmp_path, folders):
+    """A hand-edited or foreign manifest line (no output/content/style) must not crash training."""
+    contents, styles = folders
+    out = tmp_path / "data"
+    teach(FakeTeacher(), contents, styles, out, show_progress=False)
+    manifest = out / "shard-00000-of-00001" / "manifest.jsonl"
+    before = len(read_manifest(out))
+    with manifest.open("a") as fh:
+        fh.write('{"key": "stray"}\nnot json at all\n')
+    assert len(read_manifest(out)) == before
+    assert "stray" not in {r["key"] for r in read_manifest(out)}
+    dataset = PairedDataset(out, size=16)
+    assert len(dataset) == before
+    assert dataset[len(dataset) - 1][2].shape == (3, 16, 16)

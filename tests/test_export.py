@@ -208,3 +208,81 @@ def test_onnx_stylizer_drives_the_web_page_logic(exported, tmp_path):
     server = StyleServer(OnnxStylizer(exported["onnx"], threads=1), tmp_path / "serve")
     image, path = server.stylize(str(content), str(style))
     assert image.size == (70, 50) and Path(path).is_file()
+
+
+def test_exported_files_get_normal_permissions_not_mkstemp_private(exported):
+    """Exports are written via mkstemp (0600); users and servers must be able to read them."""
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    folder = exported["onnx"].parent
+    names = ["tiny.onnx", "tiny.style.onnx", "tiny.int8.onnx", "tiny.style.int8.onnx"]
+    for name in names:
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_load_rgb_keeps_16bit_range_and_refuses_huge_headers(tmp_path):
+    """16-bit gray is scaled (not clipped at 255); a bomb header fails before decoding."""
+    import struct
+    import zlib
+
+    from styledistill.errors import StyledistillError
+    from styledistill.export import load_rgb
+
+    ramp = (np.linspace(0, 65535, 32 * 32).reshape(32, 32)).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "gray16.png")
+    assert Image.open(tmp_path / "gray16.png").mode.startswith("I")
+    loaded = load_rgb(tmp_path / "gray16.png")
+    assert loaded.shape == (3, 32, 32)
+    np.testing.assert_allclose(loaded[0], ramp / 65535.0, atol=1e-6)
+    assert loaded[0, 0, 0] == 0.0 and loaded[0].mean() == pytest.approx(0.5, abs=0.01)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 60001))
+        + chunk(b"IEND", b"")
+    )
+    with pytest.raises(StyledistillError, match=r"bomb\.png: .*over the limit of 1,000,000"):
+        load_rgb(bomb, max_pixels=1_000_000)
+    # with no limit of our own, PIL's bomb check must still come out as a one-line error
+    saved = Image.MAX_IMAGE_PIXELS  # styledistill.images sets it to None
+    Image.MAX_IMAGE_PIXELS = 100_000_000
+    try:
+        with pytest.raises(StyledistillError, match=r"bomb\.png: image too large"):
+            load_rgb(bomb, max_pixels=None)
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+    with pytest.raises(StyledistillError, match="20000x20000 = 400,000,000 pixels"):
+        load_rgb(bomb)  # the default limit
+
+
+def test_full_disk_during_export_is_one_line_error_naming_the_file(exported, tmp_path, capsys):
+    """ENOSPC while saving a graph: exit 2, 'cannot write FILE: reason', no temp file left."""
+    import errno
+
+    import onnx
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "out" / "x.onnx"
+    student = str(exported["root"] / "student")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(onnx, "save", full_disk)
+        code = main(["export", student, "--onnx", str(out), "--size", "64", "--no-verify"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"styledistill export: error: cannot write {out.parent / 'x.style.onnx'}: " + (
+        "No space left on device"
+    )
+    assert list(out.parent.iterdir()) == []

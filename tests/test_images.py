@@ -561,3 +561,18 @@ def test_bilevel_and_first_gif_frame(tmp_path):
     gif = tmp_path / "anim.gif"
     frames[0].save(gif, save_all=True, append_images=frames[1:])
     assert torch.allclose(load_image(gif)[:, 5, 5], torch.tensor([1.0, 0.0, 0.0]), atol=0.02)
+
+
+def test_make_shareable_undoes_mkstemp_private_mode(tmp_path):
+    """Atomic writers use mkstemp (0600): the final file must get the umask's mode."""
+    import tempfile
+
+    from styledistill.images import make_shareable
+
+    fd, name = tempfile.mkstemp(dir=tmp_path)
+    os.close(fd)
+    assert stat.S_IMODE(os.stat(name).st_mode) == 0o600
+    make_shareable(name)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(name).st_mode) == 0o666 & ~umask

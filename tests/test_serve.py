@@ -14,6 +14,7 @@ from PIL import Image
 
 gr = pytest.importorskip("gradio")
 
+from styledistill.errors import StyledistillError  # noqa: E402
 from styledistill.serve import LimitError, StyleServer, UploadLimits, build_app, cleanup, launch  # noqa: E402
 from styledistill.student import STTR, Stylizer  # noqa: E402
 
@@ -188,3 +189,23 @@ def test_browser_upload_click_and_see_result(stylizer, images, tmp_path):
     assert natural == [80, 60]
     assert (tmp_path / "page.png").stat().st_size > 10_000
     assert set(os.listdir(".")) == before_cwd  # nothing written outside the temp folder
+
+
+def test_unreadable_upload_is_named_by_role_not_by_server_temp_path(stylizer, images, tmp_path):
+    """A truncated upload passes the header check; the decode error must not show the temp path."""
+    data = (tmp_path / "whole.jpg").as_posix()
+    noise = np.random.default_rng(3).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(data, quality=95)
+    truncated = tmp_path / "upload-area" / "cut.jpg"
+    truncated.parent.mkdir()
+    raw = Path(data).read_bytes()
+    truncated.write_bytes(raw[: len(raw) // 2])
+    server = StyleServer(stylizer, tmp_path / "t")
+    with pytest.raises(StyledistillError) as info:
+        server.stylize(str(truncated), str(images[1]))
+    message = str(info.value)
+    assert message.startswith("content image: ") and "truncated" in message
+    assert str(truncated) not in message and "\n" not in message
+    with pytest.raises(StyledistillError) as info:
+        server.stylize(str(images[0]), str(truncated))
+    assert str(info.value).startswith("style image: ") and str(truncated) not in str(info.value)

@@ -191,3 +191,25 @@ def test_teach_styleid_with_missing_weights_fails_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no-such-model" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_custom_patch_sizes_keep_a_valid_finest_scale_subset():
+    """`--patch-sizes 13,8` must not fail on the teacher's default finest sizes (13, 9)."""
+    import inspect
+
+    from styledistill.cli import build_parser
+    from styledistill.cli.teach import build_teacher
+    from styledistill.teachers import get_teacher_class
+
+    if "finest_patch_sizes" not in inspect.signature(get_teacher_class("texture")).parameters:
+        pytest.skip("this texture teacher has no finest_patch_sizes setting")
+    base = ["teach", "--teacher", "texture", "--contents", "c", "--styles", "s", "--out", "o"]
+
+    def finest(*flags: str):
+        args = build_parser().parse_args([*base, *flags])
+        return build_teacher(args, device=None).config()["finest_patch_sizes"]
+
+    assert finest("--patch-sizes", "13,8", "--gaps", "8,4") == [13]
+    assert finest("--patch-sizes", "8", "--gaps", "4") is None  # none left: all sizes
+    chosen = ["--teacher-option", "finest_patch_sizes=[8]"]
+    assert finest("--patch-sizes", "13,8", "--gaps", "8,4", *chosen) == [8]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
+import stat
 from fractions import Fraction
 from pathlib import Path
 
@@ -158,6 +160,10 @@ def test_stylize_video_keeps_frames_fps_size_audio_and_blending_cuts_flicker(
         first_out = next(out.decode(video=0)).to_ndarray(format="rgb24").astype(float)
         first_in = next(inp.decode(video=0)).to_ndarray(format="rgb24").astype(float)
     assert np.abs(first_out - first_in).mean() > 10
+    # written via mkstemp (0600): the final video must get the umask's mode
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "out.mp4").stat().st_mode) == 0o666 & ~umask
 
 
 def test_no_blending_gives_equal_numbers_and_uncopyable_audio_is_reencoded(
@@ -241,6 +247,23 @@ def test_bad_inputs_fail_with_one_line_errors(student_dir, style_image, tmp_path
         stylize_video(
             stylizer, tmp_path / "notes.mp4", style_image, tmp_path / "o.mp4", progress=False
         )
+    (tmp_path / "notes.jpg").write_text("not a video")  # FFmpeg's image demuxer opens it
+    with pytest.raises(VideoError, match=r"notes\.jpg: not a readable video"):
+        stylize_video(
+            stylizer, tmp_path / "notes.jpg", style_image, tmp_path / "o.mp4", progress=False
+        )
+    source = make_video(tmp_path / "ok.mp4", frames=2)
+    with pytest.MonkeyPatch.context() as patch:  # a read-only output folder
+        import errno
+        import tempfile
+
+        def read_only(*args, **kwargs):
+            raise OSError(errno.EROFS, "Read-only file system")
+
+        patch.setattr(tempfile, "mkstemp", read_only)
+        with pytest.raises(VideoError) as info:
+            stylize_video(stylizer, source, style_image, tmp_path / "ro" / "o.mp4", progress=False)
+    assert str(info.value) == f"cannot write {tmp_path / 'ro' / 'o.mp4'}: Read-only file system"
     with pytest.raises(VideoError, match="output must end in"):
         stylize_video(
             stylizer, tmp_path / "notes.mp4", style_image, tmp_path / "o.gif", progress=False

@@ -50,6 +50,9 @@ __all__ = [
 ]
 
 DEFAULT_OPSET = 17
+#: Largest image :func:`load_rgb` decodes (width x height); same as ``images.DEFAULT_MAX_PIXELS``.
+MAX_PIXELS = 64_000_000
+
 #: Largest accepted onnxruntime-vs-PyTorch difference (fp32, images in [0, 1]).
 FP32_TOLERANCE = 1e-3
 _META_PREFIX = "styledistill."
@@ -200,7 +203,10 @@ def export_onnx(
     if onnx_path.suffix != ".onnx":
         raise ConfigError(f"{onnx_path}: the output file must end in .onnx")
     style_path = style_model_path(onnx_path)
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(onnx_path.parent, exc) from None
 
     model = model.to("cpu", torch.float32).eval()
     encoder, decoder = _graph_modules(model)
@@ -338,7 +344,12 @@ def _export_graph(
     import onnx
     import torch
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    from .images import make_shareable
+
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     try:
         with warnings.catch_warnings():
@@ -364,10 +375,19 @@ def _export_graph(
         proto.producer_version = _version()
         onnx.checker.check_model(proto)
         onnx.save(proto, tmp_name)
+        make_shareable(tmp_name)  # mkstemp made it 0600
         os.replace(tmp_name, path)
+    except OSError as exc:  # full disk, read-only folder: say which file, in one line
+        Path(tmp_name).unlink(missing_ok=True)
+        raise _write_error(path, exc) from None
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def _write_error(path: Path, exc: OSError) -> StyledistillError:
+    """A one-line 'cannot write FILE: reason' for a failed export write (disk full, read-only)."""
+    return StyledistillError(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def quantize_int8(onnx_path: str | os.PathLike) -> tuple[Path, Path]:
@@ -382,15 +402,20 @@ def quantize_int8(onnx_path: str | os.PathLike) -> tuple[Path, Path]:
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from .images import make_shareable
+
     onnx_path = Path(onnx_path)
     pairs = [
         (onnx_path, _int8_path(onnx_path)),
         (style_model_path(onnx_path), style_model_path(_int8_path(onnx_path))),
     ]
     for source, target in pairs:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".onnx", dir=target.parent
-        )
+        try:
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{target.name}.", suffix=".onnx", dir=target.parent
+            )
+        except OSError as exc:
+            raise _write_error(target, exc) from None
         os.close(fd)
         try:
             root = logging.getLogger()
@@ -408,7 +433,11 @@ def quantize_int8(onnx_path: str | os.PathLike) -> tuple[Path, Path]:
             finally:
                 root.setLevel(level)
             _retarget_style_model(Path(tmp_name), style_model_path(_int8_path(onnx_path)).name)
+            make_shareable(tmp_name)  # mkstemp made it 0600
             os.replace(tmp_name, target)
+        except OSError as exc:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise _write_error(target, exc) from None
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
@@ -527,11 +556,13 @@ def _long_side_shape(height: int, width: int, size: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def load_rgb(source: Any) -> np.ndarray:
+def load_rgb(source: Any, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """A path, bytes, PIL image or array -> float32 ``[3,H,W]`` in [0,1] (numpy/PIL only).
 
     Arrays are ``HxW``, ``HxWx3``/``HxWx4`` (uint8, or float in [0,1]) or ``[3,H,W]``.
-    EXIF rotation is applied and alpha is composited on white.
+    EXIF rotation is applied, alpha is composited on white and 16-bit images keep
+    their range. Files over ``max_pixels`` are refused from the header, before
+    decoding (a decompression bomb never reaches memory).
     """
     import io
 
@@ -545,15 +576,37 @@ def load_rgb(source: Any) -> np.ndarray:
     if not isinstance(source, Image.Image):
         try:
             with Image.open(source) as opened:
+                width, height = opened.size
+                if max_pixels is not None and width * height > max_pixels:
+                    raise StyledistillError(
+                        f"{name or 'image'}: image is {width}x{height} = {width * height:,} "
+                        f"pixels, over the limit of {max_pixels:,}"
+                    )
                 opened.load()
                 image = opened.copy()
         except FileNotFoundError:
             raise StyledistillError(f"{name}: no such file") from None
+        except Image.DecompressionBombError as exc:
+            raise StyledistillError(f"{name or 'image'}: image too large ({exc})") from None
         except (UnidentifiedImageError, OSError) as exc:
             raise StyledistillError(f"{name or 'image'}: not a readable image ({exc})") from None
     else:
         image = source
-    image = ImageOps.exif_transpose(image)
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block should not make a good picture unusable
+        pass
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # convert("RGB") would clip these at 255: scale the real range instead
+        gray = np.asarray(image).astype(np.float32)
+        if image.mode == "F":
+            scale = 1.0 if gray.max(initial=0.0) <= 1.0 else 255.0
+        elif image.mode == "I" and gray.max(initial=0) <= 255:
+            scale = 255.0
+        else:
+            scale = 65535.0
+        gray = np.clip(gray / scale, 0.0, 1.0)
+        return np.ascontiguousarray(np.repeat(gray[None], 3, axis=0))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

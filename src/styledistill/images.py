@@ -312,6 +312,15 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def make_shareable(path: str | os.PathLike) -> None:
+    """Give a ``tempfile.mkstemp`` file (private 0600) the mode ``open()`` would: 0666 - umask.
+
+    Atomic writers create their temp file with mkstemp; without this the final
+    file (dataset.json, an ONNX model, a video) is unreadable to other users.
+    """
+    os.chmod(path, 0o666 & ~_UMASK)
+
+
 def save_image(
     image: torch.Tensor | Image.Image, path: str | os.PathLike, *, quality: int = 95
 ) -> Path:
@@ -328,8 +337,7 @@ def save_image(
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        # mkstemp makes the file private (0600); give it the usual umask-based mode
-        os.chmod(tmp_name, 0o666 & ~_UMASK)
+        make_shareable(tmp_name)  # mkstemp makes the file private (0600)
         with os.fdopen(fd, "wb") as fh:
             options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
             pil.save(fh, format=fmt, **options)

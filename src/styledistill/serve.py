@@ -116,15 +116,30 @@ class StyleServer:
             raise LimitError("add a style image (upload one or pick a sample style)")
         self.limits.check(content_path, "content image")
         self.limits.check(style_path, "style image")
-        code = self._style_code(style_path)
+        try:
+            code = self._style_code(style_path)
+        except StyledistillError as exc:
+            raise StyledistillError(_name_by_role(exc, style_path, "style image")) from None
         kwargs = {} if self.size is None else {"size": self.size}
-        image = self.stylizer(content_path, code, output="pil", **kwargs)
+        try:
+            image = self.stylizer(content_path, code, output="pil", **kwargs)
+        except StyledistillError as exc:
+            raise StyledistillError(_name_by_role(exc, content_path, "content image")) from None
         with self._lock:
             self._count += 1
             name = f"stylized-{self._count:05d}.png"
         path = self.results_dir / name
         image.save(path)
         return image, str(path)
+
+
+def _name_by_role(exc: Exception, path: str | os.PathLike, role: str) -> str:
+    """The error with the upload's server-side temp path replaced by its role.
+
+    Image errors start with the file path; on the page that is a meaningless
+    (and revealing) temp path, so "content image: truncated ..." reads better.
+    """
+    return str(exc).replace(os.fspath(path), role)
 
 
 def _require_gradio():

@@ -266,6 +266,8 @@ def stylize_video(
     Output: H.264 (libx264, else MPEG-4 part 2) at the input frame rate and size
     (an odd width/height loses its last pixel: yuv420p needs even sizes), audio kept.
     """
+    from .images import make_shareable
+
     av = _require_av()
     in_path, out_path = Path(in_path), Path(out_path)
     if batch_size < 1:
@@ -285,8 +287,14 @@ def stylize_video(
     except (av.error.FFmpegError, OSError) as exc:
         raise VideoError(f"{in_path}: cannot open as a video ({exc})") from None
     start = time.perf_counter()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=suffix, dir=out_path.parent)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{out_path.name}.", suffix=suffix, dir=out_path.parent
+        )
+    except OSError as exc:  # read-only or missing permission: name the output, not a temp file
+        source.close()
+        raise VideoError(f"cannot write {out_path}: {exc.strerror or exc}") from None
     os.close(fd)
     try:
         with source:
@@ -297,7 +305,9 @@ def stylize_video(
             in_audio = source.streams.audio[0] if source.streams.audio else None
             width, height = in_video.codec_context.width, in_video.codec_context.height
             if not width or not height:
-                raise VideoError(f"{in_path}: video stream has no frame size")
+                raise VideoError(
+                    f"{in_path}: not a readable video (no frame size in its video stream)"
+                )
             out_w, out_h = width - width % 2, height - height % 2
             fps = _frame_rate(in_video)
             total = _count_frames(in_video, source)
@@ -367,6 +377,7 @@ def stylize_video(
                         sink.mux(packet)
         if written == 0:
             raise VideoError(f"{in_path}: no video frames could be decoded")
+        make_shareable(tmp_name)  # mkstemp made it 0600
         os.replace(tmp_name, out_path)
     except BaseException:
         try:

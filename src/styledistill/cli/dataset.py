@@ -14,7 +14,7 @@ and per-shard progress. Safe to run while teach is still writing."""
 EXAMPLES = """\
 examples:
   styledistill dataset info data/texture
-  styledistill dataset info data/texture --verify     # also decode every image
+  styledistill dataset info data/texture --verify     # also decode every image (exit 1 if bad)
   styledistill dataset info data/styleid --json | jq .pairs_done"""
 
 
@@ -29,7 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     info.add_argument("dir", metavar="DIR", help="dataset folder (the --out of teach)")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
-    info.add_argument("--verify", action="store_true", help="also decode every output image (slow)")
+    info.add_argument(
+        "--verify",
+        action="store_true",
+        help="also decode every output image (slow); exit status 1 if any is "
+        "corrupt or missing, or a key is duplicated",
+    )
     info.add_argument(
         "--failures", type=int, default=10, metavar="N", help="list at most N unreadable inputs"
     )
@@ -95,12 +100,25 @@ def format_info(info: dict[str, Any], max_failures: int = 10) -> str:
     return "\n".join(lines)
 
 
+def _print(text: str) -> None:
+    """Print, treating a reader that stops early (``| head``, ``| jq`` failing) as normal."""
+    import os
+    import sys
+
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python would print a traceback when flushing stdout at exit: point it at devnull
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def run(args: argparse.Namespace) -> int:
     from ..dataset.reader import dataset_info
 
     info = dataset_info(args.dir, verify=args.verify)
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        print(format_info(info, args.failures))
-    return 0
+    text = json.dumps(info, indent=2) if args.json else format_info(info, args.failures)
+    _print(text)
+    problems = info["duplicate_keys"] or info["missing_outputs"] or info["corrupt_outputs"]
+    # --verify is a check: scripts (and CI) need a failing exit status when it finds damage
+    return 1 if args.verify and problems else 0

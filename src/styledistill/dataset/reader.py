@@ -88,6 +88,10 @@ def read_dataset_json(root: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+#: Manifest fields every finished pair has; a line without them is skipped.
+_REQUIRED_FIELDS = ("key", "output", "content", "style")
+
+
 def read_manifest(root: str | os.PathLike) -> list[dict[str, Any]]:
     """Every finished pair of the dataset, one dict per key (all shards, in shard order).
 
@@ -107,6 +111,8 @@ def read_manifest(root: str | os.PathLike) -> list[dict[str, Any]]:
             key = record.get("key")
             if not isinstance(key, str) or key in seen:
                 continue
+            if not all(isinstance(record.get(field), str) for field in _REQUIRED_FIELDS):
+                continue  # not a line the writer made (hand-edited, foreign): not a pair
             seen.add(key)
             records.append(record)
     return records

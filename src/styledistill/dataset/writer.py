@@ -25,7 +25,14 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError, StyledistillError
-from ..images import MIN_IMAGE_SIDE, ImageError, center_crop_resize, load_image, save_image
+from ..images import (
+    MIN_IMAGE_SIDE,
+    ImageError,
+    center_crop_resize,
+    load_image,
+    make_shareable,
+    save_image,
+)
 from ..teachers.base import Teacher
 from .plan import Pair, PairPlan, input_id, make_plan, shard_name
 from .reader import (
@@ -263,6 +270,7 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
+        make_shareable(tmp)  # mkstemp made it 0600
         os.replace(tmp, path)
     except BaseException:
         try:
