@@ -226,6 +226,37 @@ def test_evaluate_cli_offline_skips_weight_metrics(workspace, tmp_path, capsys):
     assert "data:image/jpeg;base64," in html
 
 
+def test_evaluate_skips_unreadable_inputs(workspace, tmp_path, capsys):
+    import shutil
+
+    contents = tmp_path / "contents"
+    shutil.copytree(workspace / "contents", contents)
+    (contents / "zero.jpg").write_bytes(b"")
+    (contents / "notes.png").write_text("not an image\n")
+    args = ["evaluate", "--checkpoint", str(workspace / "student"), "--styles"]
+    args += [str(workspace / "styles"), "--size", "64", "--device", "cpu", "--quiet"]
+    code = main([*args, "--contents", str(contents), "--out", str(tmp_path / "r")])
+    assert code == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "skipped" in line]
+    assert len(warned) == 2
+    assert any("zero.jpg" in line for line in warned) and any(
+        "notes.png" in line for line in warned
+    )
+    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert saved["protocol"]["n_contents"] == 2
+    skipped = {Path(s["path"]).name: s["reason"] for s in saved["skipped_inputs"]}
+    assert set(skipped) == {"zero.jpg", "notes.png"} and all(skipped.values())
+    assert "zero.jpg" in (tmp_path / "r" / "report.html").read_text()
+
+    only_bad = tmp_path / "only_bad"
+    only_bad.mkdir()
+    (only_bad / "zero.jpg").write_bytes(b"")
+    code = main([*args, "--contents", str(only_bad), "--out", str(tmp_path / "r2")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"--contents {only_bad}: none of the 1 image file(s) could be read" in err
+
+
 def test_evaluate_cli_errors(workspace, tmp_path, capsys):
     args = [
         "evaluate",

@@ -126,6 +126,36 @@ def test_folder_with_a_bad_file(checkpoint, tmp_path, capsys):
     assert "stylized 2 image(s)" in captured.out and "skipped 1" in captured.out
 
 
+def test_folder_outputs_never_collide(checkpoint, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    _image(photos / "x.png", (40, 40), (255, 0, 0))
+    _image(photos / "x.jpg", (48, 32), (0, 255, 0))
+    _image(photos / "sub" / "x.jpg", (32, 48), (0, 0, 255))
+    style = _image(tmp_path / "art.png", (48, 48), (0, 0, 255))
+    out = tmp_path / "out"
+    args = ["stylize", str(checkpoint), "--content", str(photos), "--style", str(style)]
+    code = main([*args, "--out", str(out), "--size", "64", "--device", "cpu"])
+    assert code == 0
+    assert "stylized 3 image(s)" in capsys.readouterr().out
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    assert written == ["sub/x.png", "x.jpg.png", "x.png.png"]
+    assert Image.open(out / "x.jpg.png").size == (48, 32)  # each output is its own input's
+    assert Image.open(out / "x.png.png").size == (40, 40)
+    assert Image.open(out / "sub" / "x.png").size == (32, 48)
+
+
+def test_folder_targets_unique_even_for_tricky_names(tmp_path):
+    from styledistill.cli.stylize import folder_targets
+
+    names = ["a.jpg", "a.png", "a.jpg.png", "B.png", "b.jpg", "c.webp"]
+    files = [tmp_path / n for n in names]
+    targets = folder_targets(files, tmp_path, tmp_path / "out")
+    lowered = [str(t).lower() for t in targets.values()]
+    assert len(set(lowered)) == len(files)
+    assert targets[tmp_path / "c.webp"] == tmp_path / "out" / "c.png"
+    assert targets[tmp_path / "B.png"] == tmp_path / "out" / "B.png.png"
+
+
 def test_bad_inputs_are_one_line_errors(checkpoint, tmp_path, capsys):
     style = _image(tmp_path / "art.png", (48, 48), (0, 0, 255))
     content = _image(tmp_path / "c.png", (48, 48), (0, 0, 0))

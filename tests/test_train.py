@@ -11,6 +11,7 @@ import math
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -397,6 +398,27 @@ def test_nan_loss_skips_steps_then_stops(dataset, tmp_path, monkeypatch):
     weights = load_checkpoint(latest)["model"]
     assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
     assert not (run / "student").exists()
+
+
+def test_disabled_loss_is_one_clean_line_and_outputs_are_shareable(dataset, tmp_path, capsys):
+    from styledistill.images import _UMASK
+
+    run = tmp_path / "run"
+    config = tiny_config(dataset, run, steps=2, save_every=2, eval_every=2, perceptual_weight=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no raw Python warning (file:line + source line)
+        train(config)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "disabled" in line]
+    assert lines == [
+        "warning: loss terms perceptual disabled: no VGG19 weights given "
+        "(pass --vgg-weights imagenet or a file)"
+    ]
+    checkpoint = latest_checkpoint(run)
+    for folder in (checkpoint, checkpoint.parent, run / "student"):
+        assert folder.stat().st_mode & 0o777 == 0o777 & ~_UMASK, folder
+    for path in [*checkpoint.iterdir(), *(run / "student").iterdir()]:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~_UMASK, path
 
 
 # --------------------------------------------------------------------------- CLI

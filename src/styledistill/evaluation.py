@@ -23,6 +23,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +35,14 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .images import center_crop_resize, image_grid, list_images, load_image, save_image
+from .images import (
+    ImageError,
+    center_crop_resize,
+    image_grid,
+    list_images,
+    load_image,
+    save_image,
+)
 
 __all__ = [
     "PAPER_REFERENCE",
@@ -280,11 +288,12 @@ def evaluate(settings: EvaluationSettings) -> dict[str, Any]:
         raise ConfigError(f"--batch-size {settings.batch_size}: must be at least 1")
     device = _resolve_device(settings.device)
     out = Path(settings.out)
+    skipped_inputs: list[dict[str, str]] = []
     contents, content_names = _load_folder(
-        settings.contents, "contents", settings.size, settings.limit_contents
+        settings.contents, "contents", settings.size, settings.limit_contents, skipped_inputs
     )
     styles, style_names = _load_folder(
-        settings.styles, "styles", settings.size, settings.limit_styles
+        settings.styles, "styles", settings.size, settings.limit_styles, skipped_inputs
     )
     resolver = WeightsResolver(
         settings.weights_dir,
@@ -392,6 +401,7 @@ def evaluate(settings: EvaluationSettings) -> dict[str, Any]:
         style_names,
         device,
     )
+    results["skipped_inputs"] = skipped_inputs
     results["fidelity"] = _mean_of(per_pair, "fidelity", ("psnr", "ssim", "lpips"), mean_finite)
     if results["fidelity"] is None:
         results["skipped"]["fidelity"] = (
@@ -432,19 +442,34 @@ def _safe_name(path: Path, root: Path) -> str:
 
 
 def _load_folder(
-    folder: Path, what: str, size: int, limit: int | None
+    folder: Path, what: str, size: int, limit: int | None, skipped: list[dict[str, str]]
 ) -> tuple[torch.Tensor, list[str]]:
+    """The first ``limit`` readable images, centre-cropped; unreadable ones go to ``skipped``."""
     folder = Path(folder)
     paths = list_images(folder)
     if not paths:
         raise ConfigError(f"--{what} {folder}: no images found (png, jpg, webp, ...)")
-    if limit is not None:
-        if limit < 1:
-            raise ConfigError(f"--limit for {what}: must be at least 1, got {limit}")
-        paths = paths[:limit]
-    images = [center_crop_resize(load_image(p), size) for p in paths]
-    names = []
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit for {what}: must be at least 1, got {limit}")
+    images, kept = [], []
     for path in paths:
+        if limit is not None and len(kept) >= limit:
+            break
+        try:
+            images.append(center_crop_resize(load_image(path), size))
+        except ImageError as exc:
+            # One bad file (0 bytes, text named .png) should not sink a long run.
+            print(f"warning: --{what}: skipped {exc}", file=sys.stderr)
+            skipped.append({"path": str(path), "reason": exc.reason})
+            continue
+        kept.append(path)
+    if not kept:
+        raise ConfigError(
+            f"--{what} {folder}: none of the {len(paths)} image file(s) could be read "
+            f"(first: {skipped[0]['path']}: {skipped[0]['reason']})"
+        )
+    names = []
+    for path in kept:
         name = _safe_name(path, folder)
         while name in names:
             name += "_"

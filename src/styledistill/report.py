@@ -208,6 +208,18 @@ def _skipped(results: Mapping[str, Any]) -> str:
     return f"<ul>{items}</ul>"
 
 
+def _skipped_inputs(results: Mapping[str, Any]) -> str:
+    skipped = results.get("skipped_inputs") or []
+    if not skipped:
+        return ""
+    items = "".join(
+        f"<li><code>{html.escape(str(s.get('path', '')))}</code>: "
+        f"<span class='skip'>{html.escape(str(s.get('reason', '')))}</span></li>"
+        for s in skipped
+    )
+    return f"<h2>Skipped inputs (unreadable)</h2><ul>{items}</ul>"
+
+
 def _weights(results: Mapping[str, Any]) -> str:
     weights = results.get("weights") or {}
     rows = []
@@ -277,6 +289,7 @@ def render_report(results: Mapping[str, Any], grids: Sequence[tuple[str, Image.I
         grid_html or "<p class='muted'>No grids.</p>",
         "<h2>Skipped metrics</h2>",
         _skipped(results),
+        _skipped_inputs(results),
         "<h2>What ran</h2>",
         _weights(results),
         _files(results),

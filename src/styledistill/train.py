@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import CheckpointError, ConfigError, StyledistillError
+from .images import _UMASK, make_shareable
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -670,6 +671,7 @@ def _write_checkpoint_files(folder: Path, payload: dict[str, Any]) -> None:
     save_file(payload["optimizer_tensors"], str(folder / "optimizer.safetensors"))
     torch.save(payload["state"], folder / "training_state.pt")
     for name in os.listdir(folder):
+        make_shareable(folder / name)  # safetensors writes 0600; use open()'s mode
         with open(folder / name, "rb") as fh:
             os.fsync(fh.fileno())
     marker = folder / _COMPLETE_MARKER
@@ -685,6 +687,7 @@ def save_checkpoint(destination: Path, payload: dict[str, Any]) -> Path:
         tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
     )
     try:
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp made it private (0700); use mkdir's mode
         _write_checkpoint_files(tmp, payload)
         if destination.exists():
             old = destination.with_name(f".{destination.name}.old-{os.getpid()}")
@@ -995,12 +998,19 @@ def _train(
         content=config.content_weight,
         style=config.style_weight,
     )
-    with warnings.catch_warnings():
-        if not dist.is_main:
-            warnings.simplefilter("ignore")
-        loss_fn = DistillationLoss(
-            weights, vgg_weights=config.vgg_weights, allow_random_vgg=config.allow_random_vgg
-        ).to(device)
+    loss_fn = DistillationLoss(
+        weights,
+        vgg_weights=config.vgg_weights,
+        allow_random_vgg=config.allow_random_vgg,
+        warn=False,
+    ).to(device)
+    if loss_fn.disabled and dist.is_main:
+        # One clean line for the user (a Python warning would show file:line and source).
+        reason = next(iter(loss_fn.disabled.values()))
+        print(
+            f"warning: loss terms {', '.join(loss_fn.disabled)} disabled: {reason}",
+            file=sys.stderr,
+        )
     optimizer = torch.optim.AdamW(
         _param_groups(student, config),
         lr=config.lr,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -47,7 +49,9 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
     """Keep the examples' layout; show defaults only where there is one worth showing."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in (action.help or ""):
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in (
+            action.help or ""
+        ):
             return action.help
         return super()._get_help_string(action)
 
@@ -80,6 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[^./\\]+\.tmp$")
+
+
+def final_path(filename: str | bytes | os.PathLike) -> str:
+    """The file the user asked for, given a temp name ``.NAME.XXXX.tmp`` of an atomic writer."""
+    path = os.fsdecode(filename)
+    folder, base = os.path.split(path)
+    match = _TEMP_NAME.match(base)
+    return os.path.join(folder, match["name"]) if match else path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -91,11 +106,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StyledistillError as exc:
         print(f"styledistill {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error. Point stdout at devnull so
+        # the interpreter's final flush does not fail again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass  # stdout is not a real file (captured): nothing will flush to the pipe
+        return 0
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM):
-            where = f" ({exc.filename})" if exc.filename else ""
+            where = f" ({final_path(exc.filename)})" if exc.filename else ""
             print(f"styledistill {args.command}: error: {exc.strerror}{where}", file=sys.stderr)
-            return 1
+            return 2
         raise
     except KeyboardInterrupt:
         print(f"styledistill {args.command}: interrupted", file=sys.stderr)

@@ -43,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         default=None,
         help="output file (single image) or folder (folder input, or an existing folder); "
-        "default: ./STEM_stylized.png, or ./CONTENTDIR_stylized/ for a folder",
+        "default: ./STEM_stylized.png, or ./CONTENTDIR_stylized/ for a folder. A folder "
+        "keeps the subfolders and writes NAME.png (sub/x.jpg -> OUT/sub/x.png); inputs "
+        "sharing a name in one folder keep their suffix (x.jpg -> x.jpg.png, x.png -> x.png.png)",
     )
     parser.add_argument(
         "--size",
@@ -128,6 +130,33 @@ def stylize_image(stylizer: Any, code: Any, content: Path, args: argparse.Namesp
     return 0
 
 
+def folder_targets(files: list[Path], folder: Path, out_dir: Path) -> dict[Path, Path]:
+    """Output PNG for each input: same relative path, suffix .png, never two alike.
+
+    ``sub/x.jpg`` -> ``OUT/sub/x.png``. When inputs in one folder share a stem
+    (``x.jpg`` and ``x.png``), each keeps its full name: ``x.jpg.png``, ``x.png.png``.
+    Names are compared case-insensitively (so the result is safe on any file system);
+    a name still taken gets ``_2``, ``_3``... before ``.png``.
+    """
+    by_stem: dict[Path, list[Path]] = {}
+    for path in files:
+        relative = path.relative_to(folder)
+        by_stem.setdefault(Path(str(relative.with_suffix("")).lower()), []).append(relative)
+    targets: dict[Path, Path] = {}
+    taken: set[str] = set()
+    for path in files:
+        relative = path.relative_to(folder)
+        shared = len(by_stem[Path(str(relative.with_suffix("")).lower())]) > 1
+        stem = relative.name if shared else relative.stem
+        name, n = f"{stem}.png", 1
+        while str(relative.parent / name).lower() in taken:
+            n += 1
+            name = f"{stem}_{n}.png"
+        taken.add(str(relative.parent / name).lower())
+        targets[path] = out_dir / relative.parent / name
+    return targets
+
+
 def stylize_folder(stylizer: Any, code: Any, folder: Path, args: argparse.Namespace) -> int:
     """Every image under ``folder`` -> same relative path under the output folder, as PNG."""
     from ..errors import ConfigError
@@ -139,10 +168,11 @@ def stylize_folder(stylizer: Any, code: Any, folder: Path, args: argparse.Namesp
     out_dir = Path(args.out) if args.out else Path.cwd() / f"{folder.resolve().name}_stylized"
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir}: exists and is not a folder")
+    targets = folder_targets(files, folder, out_dir)
     done, skipped = 0, []
     bar = progress(files, desc="stylize", unit="img")
     for path in bar:
-        target = (out_dir / path.relative_to(folder)).with_suffix(".png")
+        target = targets[path]
         try:
             result = stylizer(path, code)
         except ImageError as exc:

@@ -23,7 +23,7 @@ examples:
   styledistill train --data data/texture --out runs/small --steps 2000 --batch-size 4 \\
       --max-minutes 15 --num-workers 1          # a bounded CPU run
   styledistill train --data data/texture --out runs/small --resume   # continue exactly
-  styledistill train --data data/texture --out runs/tiny --model-option dropout=0 \
+  styledistill train --data data/texture --out runs/tiny --model-option dropout=0 \\
       --model-option decoder_layers=1            # change preset settings
   styledistill train --data data/styleid --out runs/paper --preset sttr-paper \\
       --backbone-weights imagenet --vgg-weights imagenet --amp bf16

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, ConfigError
+from ..images import make_shareable
 
 __all__ = [
     "STTR",
@@ -838,6 +839,7 @@ def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        make_shareable(tmp)  # mkstemp made it private (0600); give it open()'s mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
