@@ -297,7 +297,8 @@ class TextureTeacher:
       this fraction of that scale's side (a 33-px patch means nothing on a 40-px image).
     * ``finest_patch_sizes`` - the patch sizes used at the finest scale (None: all that
       fit). Coarser scales have already placed the large motifs, so the finest scale
-      only refines detail; skipping its 33/21-px banks halves the time.
+      only refines detail; skipping its 33/21-px banks halves the time. "auto" (the
+      default) keeps 13 and 9 where patch_sizes has them, else uses all.
     * ``iterations`` - match/aggregate/fuse rounds per patch size (paper: I_alg).
     * ``irls_steps`` - reweighting steps per round with the matches held fixed.
     * ``robust_r`` - the r of the robust ``||.||^r`` aggregation (0.8 in the paper);
@@ -336,7 +337,7 @@ class TextureTeacher:
         patch_sizes: Sequence[int] = (33, 21, 13, 9),
         gaps: Sequence[int] = (28, 18, 11, 8),
         max_patch_fraction: float = 0.5,
-        finest_patch_sizes: Sequence[int] | None = (13, 9),
+        finest_patch_sizes: Sequence[int] | None | str = "auto",
         iterations: int = 2,
         irls_steps: int = 3,
         robust_r: float = 0.8,
@@ -360,6 +361,9 @@ class TextureTeacher:
         self.patch_sizes = tuple(int(p) for p in patch_sizes)
         self.gaps = tuple(int(g) for g in gaps)
         self.max_patch_fraction = float(max_patch_fraction)
+        if finest_patch_sizes == "auto":  # (13, 9) where both exist, else what exists, else all
+            kept = tuple(p for p in (13, 9) if p in self.patch_sizes)
+            finest_patch_sizes = kept or None
         self.finest_patch_sizes = (
             None if finest_patch_sizes is None else tuple(int(p) for p in finest_patch_sizes)
         )
