@@ -93,6 +93,10 @@ class STTRConfig:
     #: its tokens are 16x coarser than the pixels, and distilled teachers keep the
     #: content's edges, which a cheap full-resolution path gives back for ~7 MMAC.
     content_skip: bool = False
+    #: With ``content_skip``: scale/shift the content's RGB per image from the pooled
+    #: style memory before the last conv (zero-initialised, so it starts as identity).
+    #: A global palette shift is most of what a teacher changes; this learns it at once.
+    colour_film: bool = False
     #: Freeze the backbone stem and layer1 (conv1..layer1) like the official code.
     freeze_backbone_stem: bool = True
     #: Inputs are padded to a multiple of this (the style tokenizer's stride).
@@ -217,6 +221,7 @@ def _sttr_small() -> STTRConfig:
         decoder_channels=[96, 48, 24, 12],
         dropout=0.0,  # 0.1 stalls a model this small (measured: loss flat for 100+ steps)
         content_skip=True,
+        colour_film=True,
     )
 
 
@@ -570,6 +575,12 @@ class STTR(nn.Module):
                 for channel in range(3):
                     widened.weight[channel, last.in_channels + channel, 1, 1] = 4.0
             self.image_decoder[-1] = widened
+        if config.colour_film:
+            if not config.content_skip:
+                raise ConfigError("colour_film needs content_skip")
+            self.colour_head = nn.Linear(dim, 6)
+            nn.init.zeros_(self.colour_head.weight)
+            nn.init.zeros_(self.colour_head.bias)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         for layer in [*self.encoder, *self.decoder]:  # as the official Transformer
@@ -703,13 +714,31 @@ class STTR(nn.Module):
         x = self.output_proj(grid)
         if self.config.content_skip:  # last stage: pad + conv over [features, content]
             x = self.image_decoder[:-2](x)
-            x = torch.cat([x, content - 0.5], dim=1)
+            skip = content - 0.5
+            if self.config.colour_film:
+                skip = self._colour_film(skip, memory, memory_mask)
+            x = torch.cat([x, skip], dim=1)
             out = self.image_decoder[-1](self.image_decoder[-2](x))
         else:
             out = self.image_decoder(x)
         if self.config.output_activation == "sigmoid":
             return torch.sigmoid(out)
         return out.clamp(0.0, 1.0)
+
+    COLOUR_GAIN = 10.0
+
+    def _colour_film(self, skip: Tensor, memory: Tensor, memory_mask: Tensor | None) -> Tensor:
+        """Per-image RGB scale/shift of the centred content from the mean style token."""
+        if memory_mask is None:
+            pooled = memory.mean(dim=1)
+        else:
+            keep = (~memory_mask).unsqueeze(-1).to(memory.dtype)
+            pooled = (memory * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)
+        # The gain makes Adam move the 6 colour numbers ~10x faster than the other weights
+        # (its steps are ~lr in parameter space); a palette shift is needed from step one.
+        params = self.COLOUR_GAIN * self.colour_head(pooled)
+        scale, shift = params.view(-1, 6, 1, 1).split(3, dim=1)
+        return skip * (1.0 + scale) + shift
 
     def forward(self, content: Tensor, style: Tensor) -> Tensor:
         """Images ``[B,3,H,W]`` in [0,1] of any size -> stylized content, same size as content."""
