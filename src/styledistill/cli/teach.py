@@ -269,25 +269,6 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise ConfigError(f"{names}: not a setting of --teacher {args.teacher}")
 
 
-def _fit_finest_patch_sizes(cls: Any, settings: dict[str, Any]) -> None:
-    """Keep the teacher's default finest-scale patch sizes valid for a custom --patch-sizes.
-
-    The default (a subset of the default patch sizes) would be rejected as "not a
-    subset" of e.g. ``--patch-sizes 8``; keep the defaults that are still in the
-    list, or use every size at the finest scale (None) when none is. An explicit
-    ``--teacher-option finest_patch_sizes=...`` is left alone.
-    """
-    import inspect
-
-    if "patch_sizes" not in settings or "finest_patch_sizes" in settings:
-        return
-    parameter = inspect.signature(cls).parameters.get("finest_patch_sizes")
-    if parameter is None or parameter.default is None or parameter.default is parameter.empty:
-        return
-    kept = [n for n in parameter.default if n in settings["patch_sizes"]]
-    settings["finest_patch_sizes"] = kept or None
-
-
 def build_teacher(args: argparse.Namespace, device: Any) -> Any:
     """The teacher the flags ask for (StyleID weights load here)."""
     from ..errors import ConfigError
@@ -295,8 +276,7 @@ def build_teacher(args: argparse.Namespace, device: Any) -> Any:
 
     cls = get_teacher_class(args.teacher)
     if args.teacher == "texture":
-        settings = _settings(args, TEXTURE_SETTINGS)
-        _fit_finest_patch_sizes(cls, settings)
+        settings = _settings(args, TEXTURE_SETTINGS)  # the teacher fits finest sizes itself
         try:
             return cls(**settings)
         except TypeError as exc:
