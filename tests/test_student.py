@@ -92,8 +92,9 @@ def test_token_counts_match_strides(model):
     with torch.inference_mode():
         memory, pos, mask = model.encode_style(torch.rand(1, 3, 64, 96))
         content_tokens = model.content_tokenizer(torch.rand(1, 3, 64, 96))
-    assert memory.shape == pos.shape == (1, 2 * 3, 32)
-    assert mask.shape == (1, 6) and not mask.any()
+    tokens = 2 * 3 + int(model.config.colour_film)  # + the style-colour token
+    assert memory.shape == pos.shape == (1, tokens, 32)
+    assert mask.shape == (1, tokens) and not mask.any()
     assert content_tokens.shape == (1, 32, 4, 6)
 
 

@@ -29,7 +29,7 @@ SEEN_EVAL_STYLES = ("swirling_flow", "stained_glass")
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """How big each stage is. ``full`` targets <= 10 min on 2 CPU cores, ``quick`` ~2 min."""
+    """How big each stage is. ``full`` takes ~7 min on 2 CPU cores (target <= 10), ``quick`` ~2 min."""
 
     size: int
     crops_per_photo: int
@@ -51,7 +51,7 @@ PLANS = {
         styles_per_content=4,
         train_size=128,
         train_steps=600,
-        train_minutes=4.5,
+        train_minutes=6.0,
         batch_size=8,
         lr=3e-4,
         eval_every=100,

@@ -93,9 +93,10 @@ class STTRConfig:
     #: its tokens are 16x coarser than the pixels, and distilled teachers keep the
     #: content's edges, which a cheap full-resolution path gives back for ~7 MMAC.
     content_skip: bool = False
-    #: With ``content_skip``: scale/shift the content's RGB per image from the pooled
-    #: style memory before the last conv (zero-initialised, so it starts as identity).
-    #: A global palette shift is most of what a teacher changes; this learns it at once.
+    #: With ``content_skip``: also feed the content recoloured to the style's RGB mean/std
+    #: (AdaIN on pixels; the style's statistics travel as one extra memory token that
+    #: attention never sees), scaled/shifted per image from the pooled style memory.
+    #: The student starts as that colour transfer and learns the rest.
     colour_film: bool = False
     #: Freeze the backbone stem and layer1 (conv1..layer1) like the official code.
     freeze_backbone_stem: bool = True
@@ -567,17 +568,19 @@ class STTR(nn.Module):
         self.image_decoder = image_decoder(channels)
         if config.content_skip:
             last = self.image_decoder[-1]
-            widened = nn.Conv2d(last.in_channels + 3, 3, 3)
-            with torch.no_grad():  # start close to "output = content": learn the change
+            extra = 6 if config.colour_film else 3
+            widened = nn.Conv2d(last.in_channels + extra, 3, 3)
+            with torch.no_grad():  # start close to the skip image itself: learn the change
                 widened.weight.zero_()
                 widened.bias.zero_()
                 widened.weight[:, : last.in_channels].copy_(last.weight * 0.1)
+                start = last.in_channels + extra - 3  # the recoloured content, or the content
                 for channel in range(3):
-                    widened.weight[channel, last.in_channels + channel, 1, 1] = 4.0
+                    widened.weight[channel, start + channel, 1, 1] = 4.0
             self.image_decoder[-1] = widened
         if config.colour_film:
-            if not config.content_skip:
-                raise ConfigError("colour_film needs content_skip")
+            if not config.content_skip or dim < 6:
+                raise ConfigError("colour_film needs content_skip and d_model >= 6")
             self.colour_head = nn.Linear(dim, 6)
             nn.init.zeros_(self.colour_head.weight)
             nn.init.zeros_(self.colour_head.bias)
@@ -683,7 +686,25 @@ class STTR(nn.Module):
         key_mask = memory_mask if style_mask is not None else None
         for layer in self.encoder:
             memory = layer(memory, memory_pos, key_mask)
+        if self.config.colour_film:  # one extra token: the style's RGB mean/std, zero-padded
+            stats = self._rgb_statistics(style, style_mask)
+            token = F.pad(stats, (0, memory.shape[-1] - 6)).unsqueeze(1).to(memory.dtype)
+            memory = torch.cat([memory, token], dim=1)
+            memory_pos = torch.cat([memory_pos, torch.zeros_like(token)], dim=1)
+            memory_mask = torch.cat([memory_mask, torch.zeros_like(memory_mask[:, :1])], dim=1)
         return memory, memory_pos, memory_mask
+
+    @staticmethod
+    def _rgb_statistics(images: Tensor, mask: Tensor | None) -> Tensor:
+        """Per-image RGB mean and std over real (unpadded) pixels -> ``[B, 6]``."""
+        if mask is None:
+            keep = torch.ones_like(images[:, :1])
+        else:
+            keep = (~mask).unsqueeze(1).to(images.dtype)
+        count = keep.sum(dim=(2, 3)).clamp(min=1.0)
+        mean = (images * keep).sum(dim=(2, 3)) / count
+        var = (((images - mean[..., None, None]) ** 2) * keep).sum(dim=(2, 3)) / count
+        return torch.cat([mean, (var + 1e-5).sqrt()], dim=1)
 
     def decode(
         self,
@@ -697,6 +718,11 @@ class STTR(nn.Module):
 
         A style batch of 1 is shared by every content. H and W must be multiples of 32.
         """
+        style_stats = None
+        if self.config.colour_film:  # the last memory token carries the style's RGB stats
+            style_stats = memory[:, -1, :6]
+            memory, memory_pos = memory[:, :-1], memory_pos[:, :-1]
+            memory_mask = None if memory_mask is None else memory_mask[:, :-1]
         features = self.content_tokenizer(self._normalize(content))
         batch, dim, height, width = features.shape
         mask = self._token_mask(content_mask, features, self.config.content_stride)
@@ -715,8 +741,10 @@ class STTR(nn.Module):
         if self.config.content_skip:  # last stage: pad + conv over [features, content]
             x = self.image_decoder[:-2](x)
             skip = content - 0.5
-            if self.config.colour_film:
-                skip = self._colour_film(skip, memory, memory_mask)
+            if style_stats is not None:
+                recoloured = self._recolour(content, content_mask, style_stats.expand(batch, -1))
+                recoloured = self._colour_film(recoloured - 0.5, memory, memory_mask)
+                skip = torch.cat([skip, recoloured], dim=1)
             x = torch.cat([x, skip], dim=1)
             out = self.image_decoder[-1](self.image_decoder[-2](x))
         else:
@@ -725,7 +753,16 @@ class STTR(nn.Module):
             return torch.sigmoid(out)
         return out.clamp(0.0, 1.0)
 
-    COLOUR_GAIN = 10.0
+    def _recolour(
+        self, content: Tensor, content_mask: Tensor | None, style_stats: Tensor
+    ) -> Tensor:
+        """AdaIN on pixels: the content's RGB mean/std moved to the style's."""
+        content_mean, content_std = self._rgb_statistics(content, content_mask).split(3, dim=1)
+        style_mean, style_std = style_stats.split(3, dim=1)
+        scale = (style_std / content_std)[..., None, None]
+        return (
+            (content - content_mean[..., None, None]) * scale + style_mean[..., None, None]
+        ).clamp(0, 1)
 
     def _colour_film(self, skip: Tensor, memory: Tensor, memory_mask: Tensor | None) -> Tensor:
         """Per-image RGB scale/shift of the centred content from the mean style token."""
@@ -734,9 +771,7 @@ class STTR(nn.Module):
         else:
             keep = (~memory_mask).unsqueeze(-1).to(memory.dtype)
             pooled = (memory * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)
-        # The gain makes Adam move the 6 colour numbers ~10x faster than the other weights
-        # (its steps are ~lr in parameter space); a palette shift is needed from step one.
-        params = self.COLOUR_GAIN * self.colour_head(pooled)
+        params = self.colour_head(pooled)
         scale, shift = params.view(-1, 6, 1, 1).split(3, dim=1)
         return skip * (1.0 + scale) + shift
 

@@ -337,7 +337,7 @@ class TextureTeacher:
         patch_sizes: Sequence[int] = (33, 21, 13, 9),
         gaps: Sequence[int] = (28, 18, 11, 8),
         max_patch_fraction: float = 0.5,
-        finest_patch_sizes: Sequence[int] | None | str = "auto",
+        finest_patch_sizes: Sequence[int] | str | None = "auto",
         iterations: int = 2,
         irls_steps: int = 3,
         robust_r: float = 0.8,
