@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import add_device_argument
+from ._common import add_device_argument, key_value_option
 
 HELP = "measure latency, throughput and peak memory of student presets and a teacher, side by side"
 DESCRIPTION = """\
@@ -35,17 +35,6 @@ examples:
   styledistill bench --teacher none --sizes 512 --batch-sizes 1,8,64 --out bench/students"""
 
 
-def _option(text: str) -> tuple[str, object]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        parsed = value
-    return key.strip().replace("-", "_"), parsed
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--presets",
@@ -68,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="Stable Diffusion hub id or folder for --teacher styleid")
     parser.add_argument(
         "--preset-option",
-        type=_option,
+        type=key_value_option,
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -76,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--teacher-option",
-        type=_option,
+        type=key_value_option,
         action="append",
         default=[],
         metavar="KEY=VALUE",

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from typing import Any
 
-from ._common import add_device_argument
+from ._common import add_device_argument, key_value_option
 
 HELP = (
     "score teacher and/or student with the StyleID protocol (ArtFID, FID, LPIPS, CFSD, histogram)"
@@ -56,17 +54,6 @@ def _weight_option(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _teacher_option(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        parsed = value
-    return key.strip().replace("-", "_"), parsed
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what to evaluate (at least one)")
     what.add_argument(
@@ -82,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     what.add_argument(
         "--teacher-option",
-        type=_teacher_option,
+        type=key_value_option,
         action="append",
         default=[],
         metavar="KEY=VALUE",

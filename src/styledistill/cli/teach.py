@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
 
-from ._common import add_device_argument, resolve_device
+from ._common import add_device_argument, key_value_option, resolve_device
 
 HELP = "make a paired dataset: a teacher stylizes content x style images (sharded, resumable)"
 DESCRIPTION = """\
@@ -71,17 +70,6 @@ def _csv(kind):
             ) from None
 
     return parse
-
-
-def _option(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        parsed = value
-    return key.strip().replace("-", "_"), parsed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -238,7 +226,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tex.add_argument("--style-rotations", type=int, help="1-4: also use rotated style patches")
     parser.add_argument(
         "--teacher-option",
-        type=_option,
+        type=key_value_option,
         action="append",
         default=[],
         metavar="KEY=VALUE",
