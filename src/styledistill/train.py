@@ -51,7 +51,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import CheckpointError, ConfigError, StyledistillError
@@ -216,38 +215,17 @@ def lr_factor(
 
 
 def psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of ``[B,3,H,W]`` images in [0, 1] (capped at 100 dB)."""
-    mse = (prediction.float() - target.float()).pow(2).flatten(1).mean(dim=1)
-    return (10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))).clamp(max=100.0)
+    """Per-image PSNR in dB (``metrics.fidelity``), capped at 100 dB so logs stay finite."""
+    from .metrics.fidelity import psnr as fidelity_psnr
 
-
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).float()
+    return fidelity_psnr(prediction, target).clamp(max=100.0).float()
 
 
 def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, RGB channels
-    averaged, valid region only) of ``[B,3,H,W]`` images in [0, 1]."""
-    x, y = prediction.float(), target.float()
-    channels = x.shape[1]
-    window = _gaussian_window().to(x.device).expand(channels, 1, 11, 11).contiguous()
-    if min(x.shape[-2:]) < 11:
-        raise ValueError(f"SSIM needs images of at least 11x11, got {tuple(x.shape[-2:])}")
+    """Per-image SSIM of ``[B,3,H,W]`` images in [0, 1] (``metrics.fidelity``)."""
+    from .metrics.fidelity import ssim as fidelity_ssim
 
-    def blur(z: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(z, window, groups=channels)
-
-    c1, c2 = 0.01**2, 0.03**2
-    mu_x, mu_y = blur(x), blur(y)
-    sigma_x = blur(x * x) - mu_x**2
-    sigma_y = blur(y * y) - mu_y**2
-    sigma_xy = blur(x * y) - mu_x * mu_y
-    numerator = (2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)
-    denominator = (mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2)
-    return (numerator / denominator).flatten(1).mean(dim=1)
+    return fidelity_ssim(prediction, target).float()
 
 
 def histogram_matched(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
