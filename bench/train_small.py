@@ -34,6 +34,10 @@ EXTRA_CONTENTS = (  # scikit-image bundled photos (no download), beyond styledis
     "cell.png",
     "page.png",
     "brick.png",
+    "grass.png",
+    "gravel.png",
+    "clock_motion.png",
+    "text.png",
 )
 
 
@@ -203,7 +207,7 @@ def main() -> None:
     parser.add_argument(
         "--style-seeds", type=int, default=3, help="generated styles per style name"
     )
-    parser.add_argument("--styles-per-content", type=int, default=12)
+    parser.add_argument("--styles-per-content", type=int, default=16)
     parser.add_argument("--shards", type=int, default=2, help="parallel teach processes")
     parser.add_argument("--run-name", default="run")
     parser.add_argument("--preset", default="sttr-small")

@@ -92,7 +92,7 @@ def test_token_counts_match_strides(model):
     with torch.inference_mode():
         memory, pos, mask = model.encode_style(torch.rand(1, 3, 64, 96))
         content_tokens = model.content_tokenizer(torch.rand(1, 3, 64, 96))
-    tokens = 2 * 3 + int(model.config.colour_film)  # + the style-colour token
+    tokens = 2 * 3 + model.num_stat_tokens  # + the style-colour tokens
     assert memory.shape == pos.shape == (1, tokens, 32)
     assert mask.shape == (1, tokens) and not mask.any()
     assert content_tokens.shape == (1, 32, 4, 6)
@@ -293,3 +293,66 @@ def test_stylizer_from_pretrained_and_dtypes(model, tmp_path):
         Stylizer.from_pretrained(tmp_path, device="cpu", dtype=torch.float16)
     with pytest.raises(ConfigError, match="output"):
         stylizer(torch.rand(3, 40, 56), torch.rand(3, 32, 32), output="numpy")
+
+
+# --------------------------------------------------------------------------- colour transfer
+
+
+def _photo_and_style(size: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+    from styledistill.images import to_tensor
+    from styledistill.samples import generate_style, sample_contents
+
+    photo = next(iter(sample_contents(size).values()))
+    return to_tensor(photo)[None], to_tensor(generate_style("pointillism", size, 0))[None]
+
+
+def test_histogram_recolour_matches_skimage():
+    from styledistill.student.sttr import channel_quantiles, match_channel_quantiles
+    from styledistill.train import histogram_matched
+
+    content, style = _photo_and_style()
+    ours = match_channel_quantiles(content, None, channel_quantiles(style, None, 128))
+    reference = histogram_matched(content, style)
+    mse = ((ours - reference) ** 2).mean().item()
+    assert mse < 10 ** (-35 / 10), mse  # > 35 dB PSNR to skimage's exact specification
+    before = ((content - reference) ** 2).mean().item()
+    assert mse < before / 100
+
+
+def test_histogram_recolour_ignores_padding():
+    from styledistill.student.sttr import channel_quantiles, match_channel_quantiles
+
+    content, style = _photo_and_style()
+    quantiles = channel_quantiles(style, None, 64)
+    padded_style = torch.cat([style, torch.ones(1, 3, 32, style.shape[-1])], dim=2)
+    style_mask = torch.zeros(1, *padded_style.shape[-2:], dtype=torch.bool)
+    style_mask[:, style.shape[-2] :] = True
+    assert torch.allclose(channel_quantiles(padded_style, style_mask, 64), quantiles, atol=1e-6)
+    padded = torch.cat([content, torch.zeros(1, 3, 32, content.shape[-1])], dim=2)
+    mask = torch.zeros(1, *padded.shape[-2:], dtype=torch.bool)
+    mask[:, content.shape[-2] :] = True
+    plain = match_channel_quantiles(content, None, quantiles)
+    masked = match_channel_quantiles(padded, mask, quantiles)[..., : content.shape[-2], :]
+    assert torch.allclose(masked, plain, atol=1e-6)
+
+
+def test_untrained_small_student_starts_as_histogram_transfer():
+    """The residual output: an untrained sttr-small is the colour transfer, not noise."""
+    from styledistill.student.sttr import channel_quantiles, match_channel_quantiles
+
+    content, style = _photo_and_style(64)
+    model = tiny_model()
+    assert model.config.colour_transfer == "histogram"
+    with torch.inference_mode():
+        out = model(content, style)
+        transfer = match_channel_quantiles(
+            content, None, channel_quantiles(model.prepare_style(style)[0], None, 32)
+        )
+    start_error = (out - transfer).abs().mean().item()
+    assert start_error < 0.05, start_error
+    assert (content - transfer).abs().mean().item() > 4 * start_error
+    # the mean/std variant is still available (and does not start as the transfer)
+    meanstd = tiny_model(colour_transfer="meanstd")
+    assert meanstd.num_stat_tokens == 1 and model.num_stat_tokens == 4
+    with pytest.raises(ConfigError, match="colour_transfer"):
+        tiny_model(colour_transfer="lab")

@@ -98,6 +98,12 @@ class STTRConfig:
     #: attention never sees), scaled/shifted per image from the pooled style memory.
     #: The student starts as that colour transfer and learns the rest.
     colour_film: bool = False
+    #: With ``colour_film``: how the content is recoloured. ``"meanstd"``: AdaIN on pixels.
+    #: ``"histogram"``: per-channel histogram specification to the style (what the
+    #: texture teacher does after every pass); the style's quantiles travel as three more
+    #: stat tokens (``d_model`` levels per channel), and the last conv adds a residual to
+    #: that image in logit space, so the untrained student *is* the colour transfer.
+    colour_transfer: str = "meanstd"
     #: Freeze the backbone stem and layer1 (conv1..layer1) like the official code.
     freeze_backbone_stem: bool = True
     #: Inputs are padded to a multiple of this (the style tokenizer's stride).
@@ -151,6 +157,10 @@ class STTRConfig:
             raise ConfigError(
                 f"{source}: pad_multiple {self.pad_multiple} must be a multiple of both strides"
             )
+        if self.colour_transfer not in ("meanstd", "histogram"):
+            raise ConfigError(f"{source}: colour_transfer must be 'meanstd' or 'histogram'")
+        if self.colour_film and (not self.content_skip or self.d_model < 6):
+            raise ConfigError(f"{source}: colour_film needs content_skip and d_model >= 6")
         if self.style_size is not None and self.style_size < self.style_stride:
             raise ConfigError(f"{source}: style_size {self.style_size} is below the style stride")
         stages = self.upsample_stages
@@ -205,7 +215,9 @@ def _sttr_small() -> STTRConfig:
     weights available), content tokens at stride 16 (4x fewer tokens, so decoder
     self-attention costs 16x less), the style resized to 256 px, d=128 with 4 heads,
     FFN 512, 2 encoder + 2 decoder layers, a slim image decoder (96..12 channels), no
-    dropout, and the content image fed to the last conv (``content_skip``).
+    dropout, the content image fed to the last conv (``content_skip``), and the output
+    predicted as a change to the content histogram-matched to the style (``colour_film``
+    with ``colour_transfer="histogram"``).
     """
     return STTRConfig(
         name="sttr-small",
@@ -223,6 +235,7 @@ def _sttr_small() -> STTRConfig:
         dropout=0.0,  # 0.1 stalls a model this small (measured: loss flat for 100+ steps)
         content_skip=True,
         colour_film=True,
+        colour_transfer="histogram",
     )
 
 
@@ -532,6 +545,75 @@ class Tokenizer(nn.Module):
         return self.proj(self.backbone(image))
 
 
+# --------------------------------------------------------------------------- colour transfer
+
+#: Histogram bins per channel for the colour statistics (8-bit images: one value per bin).
+HISTOGRAM_BINS = 256
+
+
+def _channel_cdf(images: Tensor, mask: Tensor | None, bins: int = HISTOGRAM_BINS) -> Tensor:
+    """Per-channel CDF at the bin edges ``0, 1/bins, ..., 1`` over unpadded pixels.
+
+    ``[B,C,H,W]`` in [0,1] -> ``[B,C,bins+1]``. Built from a scatter-add histogram (no sort,
+    so it exports to ONNX and costs one pass over the pixels).
+    """
+    images = images.float()
+    batch, channels = images.shape[:2]
+    index = (images * bins).floor().clamp(0, bins - 1).long().flatten(2)
+    if mask is None:
+        weights = torch.ones_like(images).flatten(2)
+    else:
+        weights = (~mask).unsqueeze(1).float().expand_as(images).flatten(2)
+    counts = torch.zeros(batch, channels, bins, device=images.device).scatter_add(2, index, weights)
+    cdf = counts.cumsum(2) / counts.sum(2, keepdim=True).clamp_min(1.0)
+    return F.pad(cdf, (1, 0))
+
+
+def _interpolate(table: Tensor, position: Tensor) -> Tensor:
+    """Piecewise-linear lookup: ``table [B,C,K]`` sampled at ``position [B,C,N]`` in [0, K-1]."""
+    last = table.shape[-1] - 1
+    left = position.floor().clamp(0, last - 1)
+    frac = (position - left).clamp(0.0, 1.0)
+    left = left.long()
+    low = torch.gather(table, 2, left)
+    high = torch.gather(table, 2, left + 1)
+    return low + frac * (high - low)
+
+
+def channel_quantiles(images: Tensor, mask: Tensor | None, levels: int) -> Tensor:
+    """Per-channel quantiles at ``levels`` evenly spaced probabilities 0..1 -> ``[B,C,levels]``.
+
+    The inverse of the piecewise-linear CDF of :func:`_channel_cdf`, computed by summing
+    how much of each bin lies below each probability (elementwise, ONNX-friendly).
+    """
+    cdf = _channel_cdf(images, mask)  # [B,C,bins+1]
+    bins = cdf.shape[-1] - 1
+    probability = torch.linspace(0.0, 1.0, levels, device=cdf.device).view(1, 1, levels, 1)
+    low, width = cdf[..., :-1].unsqueeze(2), (cdf[..., 1:] - cdf[..., :-1]).unsqueeze(2)
+    covered = ((probability - low) / width.clamp_min(1e-12)).clamp(0.0, 1.0)
+    return covered.sum(-1) / bins
+
+
+def match_channel_quantiles(
+    content: Tensor, content_mask: Tensor | None, style_quantiles: Tensor
+) -> Tensor:
+    """Histogram specification per channel: each content pixel -> its CDF -> style quantile.
+
+    ``style_quantiles [B,C,L]`` from :func:`channel_quantiles`; works on padded content
+    (``content_mask`` True on padding, which is left out of the content's histogram).
+    """
+    cdf = _channel_cdf(content, content_mask)
+    batch, channels, height, width = content.shape
+    bins = cdf.shape[-1] - 1
+    # the middle of the pixel's bin mass: a spike of equal values (black sky, white paper)
+    # maps to the middle of the style's quantiles it spans, not to one end
+    index = (content.float().flatten(2) * bins).floor().clamp(0, bins - 1)
+    rank = _interpolate(cdf, index + 0.5)
+    quantiles = style_quantiles.float()
+    matched = _interpolate(quantiles, rank * (quantiles.shape[-1] - 1))
+    return matched.view(batch, channels, height, width).to(content.dtype)
+
+
 # --------------------------------------------------------------------------- the model
 
 
@@ -574,13 +656,12 @@ class STTR(nn.Module):
                 widened.weight.zero_()
                 widened.bias.zero_()
                 widened.weight[:, : last.in_channels].copy_(last.weight * 0.1)
-                start = last.in_channels + extra - 3  # the recoloured content, or the content
-                for channel in range(3):
-                    widened.weight[channel, start + channel, 1, 1] = 4.0
+                if not self._residual_output:  # else the output is already the recoloured image
+                    start = last.in_channels + extra - 3  # the recoloured content, or the content
+                    for channel in range(3):
+                        widened.weight[channel, start + channel, 1, 1] = 4.0
             self.image_decoder[-1] = widened
         if config.colour_film:
-            if not config.content_skip or dim < 6:
-                raise ConfigError("colour_film needs content_skip and d_model >= 6")
             self.colour_head = nn.Linear(dim, 6)
             nn.init.zeros_(self.colour_head.weight)
             nn.init.zeros_(self.colour_head.bias)
@@ -618,6 +699,18 @@ class STTR(nn.Module):
             raise ConfigError(f"preset {name}: unknown STTR setting(s) {', '.join(unknown)}")
         config = dataclasses.replace(config, **overrides)
         return cls(config, backbone_weights=backbone_weights)
+
+    @property
+    def _residual_output(self) -> bool:
+        """Histogram recolouring: the last conv predicts a change to the recoloured image."""
+        return self.config.colour_film and self.config.colour_transfer == "histogram"
+
+    @property
+    def num_stat_tokens(self) -> int:
+        """Memory tokens after the style tokens that carry colour statistics, not features."""
+        if not self.config.colour_film:
+            return 0
+        return 4 if self.config.colour_transfer == "histogram" else 1
 
     # ---- parameter groups (the trainer gives backbones a lower learning rate)
 
@@ -686,12 +779,19 @@ class STTR(nn.Module):
         key_mask = memory_mask if style_mask is not None else None
         for layer in self.encoder:
             memory = layer(memory, memory_pos, key_mask)
-        if self.config.colour_film:  # one extra token: the style's RGB mean/std, zero-padded
+        if self.config.colour_film:  # colour statistics ride along as extra memory tokens
+            dim = memory.shape[-1]
             stats = self._rgb_statistics(style, style_mask)
-            token = F.pad(stats, (0, memory.shape[-1] - 6)).unsqueeze(1).to(memory.dtype)
+            tokens = [F.pad(stats, (0, dim - 6)).unsqueeze(1)]
+            if self.config.colour_transfer == "histogram":
+                tokens.append(channel_quantiles(style, style_mask, dim))
+            token = torch.cat(tokens, dim=1).to(memory.dtype)
             memory = torch.cat([memory, token], dim=1)
             memory_pos = torch.cat([memory_pos, torch.zeros_like(token)], dim=1)
-            memory_mask = torch.cat([memory_mask, torch.zeros_like(memory_mask[:, :1])], dim=1)
+            memory_mask = torch.cat(
+                [memory_mask, torch.zeros_like(memory_mask[:, :1]).expand(-1, token.shape[1])],
+                dim=1,
+            )
         return memory, memory_pos, memory_mask
 
     @staticmethod
@@ -719,10 +819,11 @@ class STTR(nn.Module):
         A style batch of 1 is shared by every content. H and W must be multiples of 32.
         """
         style_stats = None
-        if self.config.colour_film:  # the last memory token carries the style's RGB stats
-            style_stats = memory[:, -1, :6]
-            memory, memory_pos = memory[:, :-1], memory_pos[:, :-1]
-            memory_mask = None if memory_mask is None else memory_mask[:, :-1]
+        if self.config.colour_film:  # the last memory tokens carry the style's colour stats
+            extra = self.num_stat_tokens
+            style_stats = memory[:, -extra:]
+            memory, memory_pos = memory[:, :-extra], memory_pos[:, :-extra]
+            memory_mask = None if memory_mask is None else memory_mask[:, :-extra]
         features = self.content_tokenizer(self._normalize(content))
         batch, dim, height, width = features.shape
         mask = self._token_mask(content_mask, features, self.config.content_stride)
@@ -741,12 +842,21 @@ class STTR(nn.Module):
         if self.config.content_skip:  # last stage: pad + conv over [features, content]
             x = self.image_decoder[:-2](x)
             skip = content - 0.5
+            base = None
             if style_stats is not None:
-                recoloured = self._recolour(content, content_mask, style_stats.expand(batch, -1))
+                recoloured = self._recolour(
+                    content, content_mask, style_stats.expand(batch, -1, -1)
+                )
                 recoloured = self._colour_film(recoloured - 0.5, memory, memory_mask)
                 skip = torch.cat([skip, recoloured], dim=1)
+                if self._residual_output:
+                    base = (recoloured + 0.5).clamp(0.0, 1.0)
             x = torch.cat([x, skip], dim=1)
             out = self.image_decoder[-1](self.image_decoder[-2](x))
+            if base is not None:  # a change to the recoloured content
+                if self.config.output_activation == "sigmoid":
+                    return torch.sigmoid(out + torch.logit(base, eps=1e-3))
+                return (out + base).clamp(0.0, 1.0)
         else:
             out = self.image_decoder(x)
         if self.config.output_activation == "sigmoid":
@@ -756,9 +866,11 @@ class STTR(nn.Module):
     def _recolour(
         self, content: Tensor, content_mask: Tensor | None, style_stats: Tensor
     ) -> Tensor:
-        """AdaIN on pixels: the content's RGB mean/std moved to the style's."""
+        """The content's colours moved to the style's: mean/std (AdaIN on pixels) or histogram."""
+        if self.config.colour_transfer == "histogram":
+            return match_channel_quantiles(content, content_mask, style_stats[:, 1:4])
         content_mean, content_std = self._rgb_statistics(content, content_mask).split(3, dim=1)
-        style_mean, style_std = style_stats.split(3, dim=1)
+        style_mean, style_std = style_stats[:, 0, :6].split(3, dim=1)
         scale = (style_std / content_std)[..., None, None]
         return (
             (content - content_mean[..., None, None]) * scale + style_mean[..., None, None]
