@@ -481,6 +481,11 @@ def test_paired_dataset_same_crop_and_flip_on_content_and_target(tmp_path, folde
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert torch.allclose(a[0], a[2], atol=1 / 255 + 1e-6)
 
+    # styles can come at the student's style resolution while content/target are cropped
+    for train in (True, False):
+        content, style, target = PairedDataset(out, size=16, train=train, style_size=40)[0]
+        assert content.shape == target.shape == (3, 16, 16) and style.shape == (3, 40, 40)
+
 
 def test_paired_dataset_finds_inputs_after_they_move(tmp_path, folders):
     contents, styles = folders

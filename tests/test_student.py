@@ -356,3 +356,16 @@ def test_untrained_small_student_starts_as_histogram_transfer():
     assert meanstd.num_stat_tokens == 1 and model.num_stat_tokens == 4
     with pytest.raises(ConfigError, match="colour_transfer"):
         tiny_model(colour_transfer="lab")
+
+
+def test_backbone_norm_choice():
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    frozen, batch = tiny_model(), tiny_model(backbone_norm="batch")
+    assert any(isinstance(m, FrozenBatchNorm2d) for m in frozen.style_tokenizer.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in frozen.style_tokenizer.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in batch.style_tokenizer.modules())
+    # BatchNorm affine parameters train with the backbone (its learning rate)
+    assert frozen.num_parameters() < batch.num_parameters()
+    with pytest.raises(ConfigError, match="backbone_norm"):
+        tiny_model(backbone_norm="group")

@@ -853,6 +853,10 @@ def _build_student(config: TrainConfig) -> nn.Module:
         # Freezing the stem keeps pretrained low-level filters; frozen *random* filters
         # only cripple the tokenizers, so without weights everything trains.
         overrides.setdefault("freeze_backbone_stem", False)
+        # Frozen statistics fitted to random weights go stale as those weights train, and
+        # the backward pass then overflows (measured: gradient norm 1e24 after 130 steps
+        # at lr 1e-3); trainable BatchNorm renormalizes every batch.
+        overrides.setdefault("backbone_norm", "batch")
     try:
         return STTR.from_preset(
             config.preset, backbone_weights=config.backbone_weights, **overrides
@@ -932,11 +936,23 @@ def _train(
             file=sys.stderr,
         )
 
+    torch.manual_seed(config.seed)  # same seed on every rank: identical init
+    student = _build_student(config).to(device)
+
     # ---- data: split by content and style, so validation has unseen styles
     train_keys, val_keys, val_groups = _split(data_dir, config.val_fraction, config.seed)
     augment = {} if config.augment else {"crop_scale": (1.0, 1.0), "flip": False}
+    # styles at the resolution the student meets them in use (its style_size), not at the crop
+    style_size = getattr(getattr(student, "config", None), "style_size", None) or config.size
     train_set = _EpochSeeded(
-        PairedDataset(data_dir, size=config.size, train=True, keys=train_keys, **augment),
+        PairedDataset(
+            data_dir,
+            size=config.size,
+            train=True,
+            keys=train_keys,
+            style_size=style_size,
+            **augment,
+        ),
         config.seed,
     )
     per_rank = len(train_set) // dist.world_size
@@ -947,12 +963,12 @@ def _train(
             f"give fewer than one batch of {config.batch_size}; lower --batch-size"
         )
     eval_keys = _spread(val_keys, config.val_max_pairs)
-    val_set = PairedDataset(data_dir, size=config.size, train=False, keys=eval_keys)
+    val_set = PairedDataset(
+        data_dir, size=config.size, train=False, keys=eval_keys, style_size=style_size
+    )
     eval_groups = [val_groups[k] for k in eval_keys]
 
-    # ---- model, EMA, loss, optimizer (same seed on every rank: identical init)
-    torch.manual_seed(config.seed)
-    student = _build_student(config).to(device)
+    # ---- EMA, loss, optimizer
     fixed_items = _EpochSeeded(train_set.base, config.seed + 1)  # never touches the data order
 
     def fixed_batches(count: int, batch_size: int, salt: int) -> list[tuple[torch.Tensor, ...]]:

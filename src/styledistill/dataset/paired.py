@@ -30,6 +30,9 @@ class PairedDataset(Dataset):
     random square crop (side ``crop_scale`` x the teacher size, but not below ``size``
     when the teacher image is that large) and the same horizontal flip; the style gets
     its own crop and flip. With ``train=False`` the whole image is resized to ``size``.
+    The style is resized to ``style_size`` instead when given: the resolution the student
+    sees styles at in use (``STTRConfig.style_size``), so that a small training crop
+    does not teach its style branch on blurred, upsampled styles only.
 
     Inputs are read from the copies made by ``teach --copy-inputs`` when present, else
     from the source paths in the manifest, else from ``contents_dir``/``styles_dir``
@@ -48,9 +51,11 @@ class PairedDataset(Dataset):
         flip: bool = True,
         contents_dir: str | os.PathLike | None = None,
         styles_dir: str | os.PathLike | None = None,
+        style_size: int | None = None,
     ) -> None:
         self.root = Path(root)
         self.size = int(size)
+        self.style_size = int(style_size) if style_size else self.size
         self.train = train
         self.flip = flip
         if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
@@ -107,17 +112,20 @@ class PairedDataset(Dataset):
         side = rng.uniform(low, self.crop_scale[1] * full) / full
         return rng.uniform(0, 1 - side), rng.uniform(0, 1 - side), side
 
-    def _crop(self, image: torch.Tensor, box: Box, flip: bool) -> torch.Tensor:
+    def _crop(
+        self, image: torch.Tensor, box: Box, flip: bool, size: int | None = None
+    ) -> torch.Tensor:
+        size = size or self.size
         height, width = image.shape[-2:]
         top, left, side = box
         y0, x0 = round(top * height), round(left * width)
         h = max(1, min(height - y0, round(side * height)))
         w = max(1, min(width - x0, round(side * width)))
         patch = image[:, y0 : y0 + h, x0 : x0 + w]
-        if (h, w) != (self.size, self.size):
+        if (h, w) != (size, size):
             patch = F.interpolate(
                 patch.unsqueeze(0),
-                size=(self.size, self.size),
+                size=(size, size),
                 mode="bilinear",
                 align_corners=False,
                 antialias=True,
@@ -135,7 +143,7 @@ class PairedDataset(Dataset):
             whole: Box = (0.0, 0.0, 1.0)
             return (
                 self._crop(content, whole, False),
-                self._crop(style, whole, False),
+                self._crop(style, whole, False, self.style_size),
                 self._crop(target, whole, False),
             )
         # torch's RNG drives the choice, so DataLoader worker seeding and torch.manual_seed apply
@@ -146,7 +154,7 @@ class PairedDataset(Dataset):
         style_flip = self.flip and rng.random() < 0.5
         return (
             self._crop(content, box, flip),
-            self._crop(style, style_box, style_flip),
+            self._crop(style, style_box, style_flip, self.style_size),
             self._crop(target, box, flip),
         )
 

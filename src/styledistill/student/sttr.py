@@ -104,6 +104,11 @@ class STTRConfig:
     #: stat tokens (``d_model`` levels per channel), and the last conv adds a residual to
     #: that image in logit space, so the untrained student *is* the colour transfer.
     colour_transfer: str = "meanstd"
+    #: Backbone BatchNorm: ``"frozen"`` (statistics and affine as buffers, like the
+    #: official code; right for pretrained weights) or ``"batch"`` (trainable BatchNorm
+    #: with batch statistics; the trainer picks it for backbones trained from random init,
+    #: where frozen statistics go stale as the weights move and gradients overflow).
+    backbone_norm: str = "frozen"
     #: Freeze the backbone stem and layer1 (conv1..layer1) like the official code.
     freeze_backbone_stem: bool = True
     #: Inputs are padded to a multiple of this (the style tokenizer's stride).
@@ -157,6 +162,8 @@ class STTRConfig:
             raise ConfigError(
                 f"{source}: pad_multiple {self.pad_multiple} must be a multiple of both strides"
             )
+        if self.backbone_norm not in ("frozen", "batch"):
+            raise ConfigError(f"{source}: backbone_norm must be 'frozen' or 'batch'")
         if self.colour_transfer not in ("meanstd", "histogram"):
             raise ConfigError(f"{source}: colour_transfer must be 'meanstd' or 'histogram'")
         if self.colour_film and (not self.content_skip or self.d_model < 6):
@@ -287,8 +294,10 @@ BACKBONES: dict[str, BackboneSpec] = {
 _RESNET_BLOCKS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 
 
-def build_backbone(name: str, stride: int, weights: str | os.PathLike | None) -> nn.Sequential:
-    """A torchvision backbone cut at the given stride, BatchNorm frozen.
+def build_backbone(
+    name: str, stride: int, weights: str | os.PathLike | None, norm: str = "frozen"
+) -> nn.Sequential:
+    """A torchvision backbone cut at the given stride, BatchNorm frozen (or ``norm="batch"``).
 
     Frozen BatchNorm (statistics and affine as buffers, like DETR/STTR) keeps the
     pretrained statistics under small batches and is why the paper counts 45.6M
@@ -306,7 +315,8 @@ def build_backbone(name: str, stride: int, weights: str | os.PathLike | None) ->
         tv_weights = getattr(torchvision.models, spec.weights).IMAGENET1K_V1
     eps = 1e-3 if spec.kind == "mobilenet" else 1e-5  # as torchvision trained them
     try:
-        full = builder(weights=tv_weights, norm_layer=partial(FrozenBatchNorm2d, eps=eps))
+        norm_layer = FrozenBatchNorm2d if norm == "frozen" else nn.BatchNorm2d
+        full = builder(weights=tv_weights, norm_layer=partial(norm_layer, eps=eps))
     except (OSError, RuntimeError) as exc:  # URLError is an OSError
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(
@@ -534,11 +544,16 @@ class Tokenizer(nn.Module):
     """Backbone + 1x1 projection to d_model; ``forward`` gives ``[B, d, h, w]``."""
 
     def __init__(
-        self, backbone: str, stride: int, dim: int, weights: str | os.PathLike | None
+        self,
+        backbone: str,
+        stride: int,
+        dim: int,
+        weights: str | os.PathLike | None,
+        norm: str = "frozen",
     ) -> None:
         super().__init__()
         self.stride = stride
-        self.backbone = build_backbone(backbone, stride, weights)
+        self.backbone = build_backbone(backbone, stride, weights, norm)
         self.proj = nn.Conv2d(BACKBONES[backbone].channels[stride], dim, 1)
 
     def forward(self, image: Tensor) -> Tensor:
@@ -636,10 +651,14 @@ class STTR(nn.Module):
             content_weights = style_weights = backbone_weights
         dim = config.d_model
         self.content_tokenizer = Tokenizer(
-            config.content_backbone, config.content_stride, dim, content_weights
+            config.content_backbone,
+            config.content_stride,
+            dim,
+            content_weights,
+            config.backbone_norm,
         )
         self.style_tokenizer = Tokenizer(
-            config.style_backbone, config.style_stride, dim, style_weights
+            config.style_backbone, config.style_stride, dim, style_weights, config.backbone_norm
         )
         args = (dim, config.num_heads, config.ffn_dim, config.dropout)
         self.encoder = nn.ModuleList([EncoderLayer(*args) for _ in range(config.encoder_layers)])
