@@ -566,19 +566,25 @@ class Tokenizer(nn.Module):
 HISTOGRAM_BINS = 256
 
 
-def _channel_cdf(images: Tensor, mask: Tensor | None, bins: int = HISTOGRAM_BINS) -> Tensor:
+def _bin_index(images: Tensor, bins: int = HISTOGRAM_BINS) -> Tensor:
+    """Each pixel's histogram bin per channel: ``[B,C,H,W]`` in [0,1] -> ``[B,C,H*W]`` int64."""
+    return (images.float() * bins).floor().clamp(0, bins - 1).long().flatten(2)
+
+
+def _channel_cdf(
+    images: Tensor, mask: Tensor | None, bins: int = HISTOGRAM_BINS, index: Tensor | None = None
+) -> Tensor:
     """Per-channel CDF at the bin edges ``0, 1/bins, ..., 1`` over unpadded pixels.
 
     ``[B,C,H,W]`` in [0,1] -> ``[B,C,bins+1]``. Built from a scatter-add histogram (no sort,
     so it exports to ONNX and costs one pass over the pixels).
     """
-    images = images.float()
     batch, channels = images.shape[:2]
-    index = (images * bins).floor().clamp(0, bins - 1).long().flatten(2)
+    index = _bin_index(images, bins) if index is None else index
     if mask is None:
-        weights = torch.ones_like(images).flatten(2)
+        weights = torch.ones(index.shape, device=images.device)
     else:
-        weights = (~mask).unsqueeze(1).float().expand_as(images).flatten(2)
+        weights = (~mask).flatten(1).unsqueeze(1).float().expand(index.shape)
     counts = torch.zeros(batch, channels, bins, device=images.device).scatter_add(2, index, weights)
     cdf = counts.cumsum(2) / counts.sum(2, keepdim=True).clamp_min(1.0)
     return F.pad(cdf, (1, 0))
@@ -617,15 +623,15 @@ def match_channel_quantiles(
     ``style_quantiles [B,C,L]`` from :func:`channel_quantiles`; works on padded content
     (``content_mask`` True on padding, which is left out of the content's histogram).
     """
-    cdf = _channel_cdf(content, content_mask)
     batch, channels, height, width = content.shape
-    bins = cdf.shape[-1] - 1
-    # the middle of the pixel's bin mass: a spike of equal values (black sky, white paper)
-    # maps to the middle of the style's quantiles it spans, not to one end
-    index = (content.float().flatten(2) * bins).floor().clamp(0, bins - 1)
-    rank = _interpolate(cdf, index + 0.5)
+    index = _bin_index(content)
+    cdf = _channel_cdf(content, content_mask, index=index)
+    # the middle of each bin's mass: a spike of equal values (black sky, white paper)
+    # maps to the middle of the style quantiles it spans, not to one end
+    middle = 0.5 * (cdf[..., :-1] + cdf[..., 1:])
     quantiles = style_quantiles.float()
-    matched = _interpolate(quantiles, rank * (quantiles.shape[-1] - 1))
+    lookup = _interpolate(quantiles, middle * (quantiles.shape[-1] - 1))  # [B,C,bins]
+    matched = torch.gather(lookup, 2, index)  # one table lookup per pixel
     return matched.view(batch, channels, height, width).to(content.dtype)
 
 
