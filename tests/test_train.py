@@ -193,6 +193,14 @@ def test_bad_settings_are_clear_errors(dataset, tmp_path):
         train(tiny_config(dataset, tmp_path / "r", batch_size=64))
 
 
+def test_learning_rate_defaults_follow_the_backbone_weights():
+    random_init = TrainConfig(data="d", out="o")
+    assert (random_init.lr, random_init.backbone_lr) == (1e-3, 1.5e-4)
+    pretrained = TrainConfig(data="d", out="o", backbone_weights="imagenet")
+    assert (pretrained.lr, pretrained.backbone_lr) == (1e-4, 1e-5)  # the paper's
+    assert TrainConfig(data="d", out="o", lr=5e-4).lr == 5e-4
+
+
 # --------------------------------------------------------------------------- learning
 
 

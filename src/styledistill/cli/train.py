@@ -82,9 +82,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=int, default=20_000, help="optimizer steps")
     g.add_argument("--batch-size", type=int, default=8, help="pairs per micro-batch per rank")
     g.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
-    g.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate")
     g.add_argument(
-        "--backbone-lr", type=float, default=1e-5, help="learning rate of the ResNet backbones"
+        "--lr",
+        type=float,
+        default=None,
+        help="AdamW learning rate (default: 1e-4, the paper's, with --backbone-weights; "
+        "1e-3 from random backbones)",
+    )
+    g.add_argument(
+        "--backbone-lr",
+        type=float,
+        default=None,
+        help="learning rate of the tokenizer backbones (default: 1e-5 with "
+        "--backbone-weights; 1.5e-4 from random backbones)",
     )
     g.add_argument(
         "--weight-decay", type=float, default=1e-4, help="AdamW weight decay (not on biases/norms)"
