@@ -94,3 +94,19 @@ def test_write_errors_exit_2_and_name_the_final_file(monkeypatch, capsys, filena
     assert main(["samples", "--out", "x"]) == 2
     err = capsys.readouterr().err
     assert err == f"styledistill samples: error: {os.strerror(errno.ENOSPC)} ({shown})\n"
+
+
+def test_threads_flag_sets_torch_threads_or_fails_clearly(tmp_path, capsys):
+    import torch
+
+    missing = str(tmp_path / "missing")
+    folders = ["--contents", missing, "--styles", missing, "--out", missing]
+    assert main(["teach", "--teacher", "texture", *folders, "--threads", "0"]) == 2
+    assert "--threads 0: must be at least 1" in capsys.readouterr().err
+    before = torch.get_num_threads()
+    try:
+        # the flag is applied first; the missing folders then fail the command as usual
+        assert main(["train", "--data", missing, "--out", missing, "--threads", "1"]) == 2
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

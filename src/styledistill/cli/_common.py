@@ -33,6 +33,30 @@ def resolve_device(name: str | None):
     return device
 
 
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads (default: torch's choice; on a shared or busy CPU, 1 per "
+        "process is often fastest, as more threads wait on each other)",
+    )
+
+
+def apply_threads(threads: int | None) -> None:
+    """Set torch's intra-op CPU threads from ``--threads`` (None: leave torch's choice)."""
+    if threads is None:
+        return
+    import torch
+
+    from ..errors import ConfigError
+
+    if threads < 1:
+        raise ConfigError(f"--threads {threads}: must be at least 1")
+    torch.set_num_threads(threads)
+
+
 def progress(iterable=None, **kwargs):
     """A tqdm progress bar on stderr (rate and ETA included)."""
     from tqdm.auto import tqdm

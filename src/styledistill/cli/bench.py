@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import add_device_argument, key_value_option
+from ._common import add_device_argument, add_threads_argument, apply_threads, key_value_option
 
 HELP = "measure latency, throughput and peak memory of student presets and a teacher, side by side"
 DESCRIPTION = """\
@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--teacher-repeats", type=int, default=3, help="timed runs per teacher measurement"
     )
     parser.add_argument("--half", action="store_true", help="student in float16 (CUDA only)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    add_threads_argument(parser)
     parser.add_argument("--out", type=Path, help="folder for bench.json and bench.png")
     parser.add_argument(
         "--json", action="store_true", help="print the JSON report instead of the table"
@@ -93,16 +93,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ..benchmark import BenchSettings, format_table, parse_int_list, run_benchmark, write_bench
     from ..errors import ConfigError
     from ._common import resolve_device
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads {args.threads}: must be at least 1")
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     if args.model and args.teacher != "styleid":
         raise ConfigError("--model applies to --teacher styleid only")
     if args.warmup < 0:

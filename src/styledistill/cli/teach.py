@@ -7,7 +7,13 @@ import os
 import sys
 from typing import Any
 
-from ._common import add_device_argument, key_value_option, resolve_device
+from ._common import (
+    add_device_argument,
+    add_threads_argument,
+    apply_threads,
+    key_value_option,
+    resolve_device,
+)
 
 HELP = "make a paired dataset: a teacher stylizes content x style images (sharded, resumable)"
 DESCRIPTION = """\
@@ -140,6 +146,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pairs per teacher call (StyleID: ~8-16 on a big GPU)",
     )
     add_device_argument(run)
+    add_threads_argument(run)
     run.add_argument(
         "--dtype",
         choices=("fp16", "bf16", "fp32"),
@@ -296,6 +303,7 @@ def run(args: argparse.Namespace) -> int:
     from ..dataset.writer import shard_from_env, teach
 
     _check_flags(args)
+    apply_threads(args.threads)
     num_shards, shard_index = shard_from_env(args.num_shards, args.shard_index)
     # Check the folders and the plan before loading gigabytes of weights.
     plan = make_plan(

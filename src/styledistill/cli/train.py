@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_device_argument
+from ._common import add_device_argument, add_threads_argument, apply_threads
 
 HELP = "train the STTR student on a teacher dataset (CPU, GPU, or torchrun DDP)"
 DESCRIPTION = """\
@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--num-workers", type=int, default=2, help="data loader processes per rank")
     g.add_argument("--seed", type=int, default=0, help="seed of init, data order and augmentation")
     add_device_argument(g)
+    add_threads_argument(g)
     g.add_argument(
         "--max-minutes", type=float, default=None, help="stop (and save) after this wall time"
     )
@@ -166,6 +167,7 @@ def parse_options(items: list[str]) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     from ..train import TrainConfig, train
 
+    apply_threads(args.threads)
     config = TrainConfig(
         model_overrides=parse_options(args.model_option),
         data=args.data,
