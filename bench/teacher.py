@@ -30,37 +30,8 @@ from typing import Any
 
 import torch
 
-SD15_UNET = {
-    "act_fn": "silu",
-    "attention_head_dim": 8,
-    "block_out_channels": [320, 640, 1280, 1280],
-    "center_input_sample": False,
-    "cross_attention_dim": 768,
-    "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
-    "downsample_padding": 1,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-    "in_channels": 4,
-    "layers_per_block": 2,
-    "mid_block_scale_factor": 1,
-    "norm_eps": 1e-05,
-    "norm_num_groups": 32,
-    "out_channels": 4,
-    "sample_size": 64,
-    "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
-}
-SD15_VAE = {
-    "act_fn": "silu",
-    "block_out_channels": [128, 256, 512, 512],
-    "down_block_types": ["DownEncoderBlock2D"] * 4,
-    "in_channels": 3,
-    "latent_channels": 4,
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-    "out_channels": 3,
-    "sample_size": 512,
-    "up_block_types": ["UpDecoderBlock2D"] * 4,
-}
+from styledistill.teachers.styleid import SD1_UNET_CONFIG, SD1_VAE_CONFIG, StyleIDTeacher
+
 TINY_UNET = {
     "block_out_channels": (8, 8, 16, 16),
     "layers_per_block": 2,
@@ -98,7 +69,7 @@ def build_components(sd15: bool, device: torch.device, dtype: torch.dtype) -> di
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
     torch.manual_seed(0)
-    unet_cfg, vae_cfg = (SD15_UNET, SD15_VAE) if sd15 else (TINY_UNET, TINY_VAE)
+    unet_cfg, vae_cfg = (SD1_UNET_CONFIG, SD1_VAE_CONFIG) if sd15 else (TINY_UNET, TINY_VAE)
     with torch.device(device):  # initialise on the target device (fast on a GPU)
         unet = UNet2DConditionModel(**unet_cfg).to(dtype)
         vae = AutoencoderKL(**vae_cfg).to(dtype)
@@ -160,7 +131,6 @@ class Meter:
 
 
 def run(args: argparse.Namespace) -> int:
-    from styledistill.teachers.styleid import StyleIDTeacher
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.threads:

@@ -576,3 +576,23 @@ def test_make_shareable_undoes_mkstemp_private_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(os.stat(name).st_mode) == 0o666 & ~umask
+
+
+def test_atomic_path_replaces_on_success_and_leaves_nothing_on_failure(tmp_path):
+    import os
+
+    from styledistill.images import atomic_path
+
+    target = tmp_path / "report.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old" and sorted(tmp_path.iterdir()) == [target]
+    with atomic_path(target, suffix=".txt") as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".txt"
+        tmp.write_text("new")
+    assert target.read_text() == "new" and sorted(tmp_path.iterdir()) == [target]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # open()'s mode, not mkstemp's 0600

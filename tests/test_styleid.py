@@ -28,6 +28,7 @@ from styledistill.teachers._styleid_attention import (
     StyleInjectionProcessor,
     install_injection,
 )
+from styledistill.teachers.styleid import SD1_UNET_CONFIG
 
 SIX_LAYERS = [
     f"up_blocks.{b}.attentions.{i}.transformer_blocks.0.attn1" for b in (2, 3) for i in (0, 1, 2)
@@ -161,27 +162,8 @@ def test_processor_with_own_kv_equals_diffusers_default():
 
 
 def test_sd1_unet_on_meta_device_hooks_exactly_the_six_layers():
-    config = {  # CompVis/stable-diffusion-v1-4 unet/config.json
-        "act_fn": "silu",
-        "attention_head_dim": 8,
-        "block_out_channels": [320, 640, 1280, 1280],
-        "center_input_sample": False,
-        "cross_attention_dim": 768,
-        "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
-        "downsample_padding": 1,
-        "flip_sin_to_cos": True,
-        "freq_shift": 0,
-        "in_channels": 4,
-        "layers_per_block": 2,
-        "mid_block_scale_factor": 1,
-        "norm_eps": 1e-05,
-        "norm_num_groups": 32,
-        "out_channels": 4,
-        "sample_size": 64,
-        "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
-    }
     with torch.device("meta"):
-        unet = UNet2DConditionModel(**config)
+        unet = UNet2DConditionModel(**SD1_UNET_CONFIG)
     assert next(unet.parameters()).is_meta
     assert sum(p.numel() for p in unet.parameters()) == 859_520_964  # SD 1.x UNet size
     state = InjectionState()

@@ -34,9 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .devices import resolve_device
 from .errors import ConfigError
 from .images import (
     ImageError,
+    atomic_path,
     center_crop_resize,
     image_grid,
     list_images,
@@ -286,7 +288,7 @@ def evaluate(settings: EvaluationSettings) -> dict[str, Any]:
         raise ConfigError(f"--size {settings.size}: must be at least 32")
     if settings.batch_size < 1:
         raise ConfigError(f"--batch-size {settings.batch_size}: must be at least 1")
-    device = _resolve_device(settings.device)
+    device = resolve_device(settings.device)
     out = Path(settings.out)
     skipped_inputs: list[dict[str, str]] = []
     contents, content_names = _load_folder(
@@ -412,20 +414,6 @@ def evaluate(settings: EvaluationSettings) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _resolve_device(name: str | torch.device | None) -> torch.device:
-    if isinstance(name, torch.device):
-        return name
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"--device {name!r}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-    return device
 
 
 def _progress(enabled: bool, **kwargs: Any):
@@ -643,9 +631,8 @@ def _write_outputs(
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _jsonable(value: Any) -> Any:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,45 +343,35 @@ def _export_graph(
     import onnx
     import torch
 
-    from .images import make_shareable
+    from .images import atomic_path
 
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise _write_error(path, exc) from None
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            # Tracer notes about Python-side shape checks in the model; none affect the graph.
-            warnings.simplefilter("ignore")
-            with torch.no_grad():
-                torch.onnx.export(
-                    module,
-                    args,
-                    tmp_name,
-                    dynamo=False,
-                    opset_version=opset,
-                    input_names=input_names,
-                    output_names=output_names,
-                    dynamic_axes=dynamic_axes,
-                    do_constant_folding=True,
-                )
-        proto = onnx.load(tmp_name)
-        for key, value in metadata.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = _META_PREFIX + key, value
-        proto.producer_name = "styledistill"
-        proto.producer_version = _version()
-        onnx.checker.check_model(proto)
-        onnx.save(proto, tmp_name)
-        make_shareable(tmp_name)  # mkstemp made it 0600
-        os.replace(tmp_name, path)
+        with atomic_path(path) as tmp:
+            with warnings.catch_warnings():
+                # Tracer notes about Python-side shape checks in the model; none affect the graph.
+                warnings.simplefilter("ignore")
+                with torch.no_grad():
+                    torch.onnx.export(
+                        module,
+                        args,
+                        str(tmp),
+                        dynamo=False,
+                        opset_version=opset,
+                        input_names=input_names,
+                        output_names=output_names,
+                        dynamic_axes=dynamic_axes,
+                        do_constant_folding=True,
+                    )
+            proto = onnx.load(str(tmp))
+            for key, value in metadata.items():
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = _META_PREFIX + key, value
+            proto.producer_name = "styledistill"
+            proto.producer_version = _version()
+            onnx.checker.check_model(proto)
+            onnx.save(proto, str(tmp))
     except OSError as exc:  # full disk, read-only folder: say which file, in one line
-        Path(tmp_name).unlink(missing_ok=True)
         raise _write_error(path, exc) from None
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def _write_error(path: Path, exc: OSError) -> StyledistillError:
@@ -402,7 +391,7 @@ def quantize_int8(onnx_path: str | os.PathLike) -> tuple[Path, Path]:
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from .images import make_shareable
+    from .images import atomic_path
 
     onnx_path = Path(onnx_path)
     pairs = [
@@ -411,36 +400,23 @@ def quantize_int8(onnx_path: str | os.PathLike) -> tuple[Path, Path]:
     ]
     for source, target in pairs:
         try:
-            fd, tmp_name = tempfile.mkstemp(
-                prefix=f".{target.name}.", suffix=".onnx", dir=target.parent
-            )
+            with atomic_path(target, suffix=".onnx") as tmp:
+                root = logging.getLogger()
+                level = root.level
+                # its "consider pre-processing" advice is for static quantization
+                root.setLevel(logging.ERROR)
+                try:
+                    quantize_dynamic(
+                        str(source),
+                        str(tmp),
+                        op_types_to_quantize=["MatMul", "Gemm"],
+                        weight_type=QuantType.QInt8,
+                    )
+                finally:
+                    root.setLevel(level)
+                _retarget_style_model(tmp, style_model_path(_int8_path(onnx_path)).name)
         except OSError as exc:
             raise _write_error(target, exc) from None
-        os.close(fd)
-        try:
-            root = logging.getLogger()
-            level = root.level
-            root.setLevel(
-                logging.ERROR
-            )  # its "consider pre-processing" advice is for static quantization
-            try:
-                quantize_dynamic(
-                    str(source),
-                    tmp_name,
-                    op_types_to_quantize=["MatMul", "Gemm"],
-                    weight_type=QuantType.QInt8,
-                )
-            finally:
-                root.setLevel(level)
-            _retarget_style_model(Path(tmp_name), style_model_path(_int8_path(onnx_path)).name)
-            make_shareable(tmp_name)  # mkstemp made it 0600
-            os.replace(tmp_name, target)
-        except OSError as exc:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise _write_error(target, exc) from None
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
     return pairs[0][1], pairs[1][1]
 
 

@@ -8,11 +8,12 @@ the same way and fails with the same one-line messages.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -31,6 +32,7 @@ __all__ = [
     "FittedImage",
     "ImageError",
     "ImageSource",
+    "atomic_path",
     "center_crop_resize",
     "fit_long_side",
     "image_grid",
@@ -321,6 +323,28 @@ def make_shareable(path: str | os.PathLike) -> None:
     os.chmod(path, 0o666 & ~_UMASK)
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temp file beside ``path`` to write to; renamed onto ``path`` when the block ends.
+
+    The one atomic-write mechanism of the project: a crash, a full disk or an exception
+    never leaves a half-written file under ``path`` (the temp file is removed), and the
+    final file gets ``open()``'s mode, not mkstemp's private 0600. ``suffix`` matters to
+    writers that pick a format from it (video containers, ONNX tools).
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        make_shareable(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def save_image(
     image: torch.Tensor | Image.Image, path: str | os.PathLike, *, quality: int = 95
 ) -> Path:
@@ -335,21 +359,11 @@ def save_image(
         raise ImageError(path, f"cannot save with suffix '{path.suffix}'; use .png or .jpg")
     pil = to_pil(image)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        make_shareable(tmp_name)  # mkstemp makes the file private (0600)
-        with os.fdopen(fd, "wb") as fh:
-            options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-            pil.save(fh, format=fmt, **options)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+        pil.save(fh, format=fmt, **options)
+        fh.flush()
+        os.fsync(fh.fileno())
     return path
 
 

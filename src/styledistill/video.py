@@ -22,9 +22,9 @@ without blending and with it, both measured in the same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -266,7 +266,7 @@ def stylize_video(
     Output: H.264 (libx264, else MPEG-4 part 2) at the input frame rate and size
     (an odd width/height loses its last pixel: yuv420p needs even sizes), audio kept.
     """
-    from .images import make_shareable
+    from .images import atomic_path
 
     av = _require_av()
     in_path, out_path = Path(in_path), Path(out_path)
@@ -287,16 +287,13 @@ def stylize_video(
     except (av.error.FFmpegError, OSError) as exc:
         raise VideoError(f"{in_path}: cannot open as a video ({exc})") from None
     start = time.perf_counter()
-    try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{out_path.name}.", suffix=suffix, dir=out_path.parent
-        )
-    except OSError as exc:  # read-only or missing permission: name the output, not a temp file
-        source.close()
-        raise VideoError(f"cannot write {out_path}: {exc.strerror or exc}") from None
-    os.close(fd)
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp_name = str(stack.enter_context(atomic_path(out_path, suffix=suffix)))
+        except OSError as exc:  # read-only or no permission: name the output, not a temp file
+            source.close()
+            raise VideoError(f"cannot write {out_path}: {exc.strerror or exc}") from None
         with source:
             if not source.streams.video:
                 raise VideoError(f"{in_path}: has no video stream")
@@ -377,14 +374,6 @@ def stylize_video(
                         sink.mux(packet)
         if written == 0:
             raise VideoError(f"{in_path}: no video frames could be decoded")
-        make_shareable(tmp_name)  # mkstemp made it 0600
-        os.replace(tmp_name, out_path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
     seconds = time.perf_counter() - start
     audio_text = {
         "none": "none",

@@ -7,6 +7,17 @@ import json
 import sys
 from typing import Any
 
+from ..devices import resolve_device
+
+__all__ = [
+    "add_device_argument",
+    "add_threads_argument",
+    "apply_threads",
+    "key_value_option",
+    "progress",
+    "resolve_device",
+]
+
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -14,23 +25,6 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda when available, else cpu)",
     )
-
-
-def resolve_device(name: str | None):
-    """The torch device to use: the one asked for, else CUDA when available, else CPU."""
-    import torch
-
-    from ..errors import ConfigError
-
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"--device {name!r}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-    return device
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,6 @@ import errno
 import json
 import os
 import sys
-import tempfile
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
@@ -28,9 +27,9 @@ from ..errors import ConfigError, StyledistillError
 from ..images import (
     MIN_IMAGE_SIDE,
     ImageError,
+    atomic_path,
     center_crop_resize,
     load_image,
-    make_shareable,
     save_image,
 )
 from ..teachers.base import Teacher
@@ -263,21 +262,11 @@ def _first_difference(old: Any, new: Any, prefix: str) -> str | None:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        make_shareable(tmp)  # mkstemp made it 0600
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _clear_dataset(out: Path) -> None:

@@ -26,7 +26,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, ConfigError
-from ..images import make_shareable
+from ..images import atomic_path
 
 __all__ = [
     "STTR",
@@ -1036,15 +1035,8 @@ def count_parameters(module: nn.Module, *, trainable_only: bool = False) -> int:
 
 
 def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        make_shareable(tmp)  # mkstemp made it private (0600); give it open()'s mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def _model_card(model: STTR, card: dict[str, Any]) -> str:

@@ -56,6 +56,40 @@ __all__ = ["DEFAULT_LAYERS", "DEFAULT_MODEL", "StyleFeatures", "StyleIDTeacher"]
 DEFAULT_MODEL = "CompVis/stable-diffusion-v1-4"
 #: Version tag written into saved style features; bump when the layout changes.
 FEATURES_FORMAT = "styledistill.StyleFeatures/1"
+#: The UNet and VAE shapes of SD 1.x (CompVis/stable-diffusion-v1-4's config.json files),
+#: for random-weight builds: benchmarks (time does not depend on weight values) and
+#: meta-device tests of which layers get hooked.
+SD1_UNET_CONFIG: dict[str, Any] = {
+    "act_fn": "silu",
+    "attention_head_dim": 8,
+    "block_out_channels": [320, 640, 1280, 1280],
+    "center_input_sample": False,
+    "cross_attention_dim": 768,
+    "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
+    "downsample_padding": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "out_channels": 4,
+    "sample_size": 64,
+    "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
+}
+SD1_VAE_CONFIG: dict[str, Any] = {
+    "act_fn": "silu",
+    "block_out_channels": [128, 256, 512, 512],
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "in_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 2,
+    "norm_num_groups": 32,
+    "out_channels": 3,
+    "sample_size": 512,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+}
 
 #: ``callback(phase, index, t_from, t_to, latent)`` after each DDIM step (phase
 #: ``"invert"`` or ``"sample"``); used by tests and for debugging.
