@@ -290,6 +290,10 @@ def evaluate(settings: EvaluationSettings) -> dict[str, Any]:
         raise ConfigError(f"--batch-size {settings.batch_size}: must be at least 1")
     device = resolve_device(settings.device)
     out = Path(settings.out)
+    # A missing or unreadable checkpoint is reported before any image is read.
+    student = None
+    if settings.checkpoint is not None:
+        student = _student_method(settings.checkpoint, device, settings.size, settings.batch_size)
     skipped_inputs: list[dict[str, str]] = []
     contents, content_names = _load_folder(
         settings.contents, "contents", settings.size, settings.limit_contents, skipped_inputs
@@ -310,11 +314,9 @@ def evaluate(settings: EvaluationSettings) -> dict[str, Any]:
     methods: list[_Method] = []
     if settings.teacher is not None:
         methods.append(_teacher_method(_build_teacher(settings, device), settings.batch_size))
-    if settings.checkpoint is not None:
-        methods.append(
-            _student_method(settings.checkpoint, device, settings.size, settings.batch_size)
-        )
-        _warm_up(methods[-1], contents[:1], styles[0], device)
+    if student is not None:
+        methods.append(student)
+        _warm_up(student, contents[:1], styles[0], device)
 
     n_pairs = len(contents) * len(styles)
     per_pair: list[dict[str, Any]] = []

@@ -51,6 +51,8 @@ __all__ = [
 DEFAULT_OPSET = 17
 #: Largest image :func:`load_rgb` decodes (width x height); same as ``images.DEFAULT_MAX_PIXELS``.
 MAX_PIXELS = 64_000_000
+#: Smallest side accepted, as the PyTorch path (styledistill.images.MIN_IMAGE_SIDE).
+MIN_SIDE = 16
 
 #: Largest accepted onnxruntime-vs-PyTorch difference (fp32, images in [0, 1]).
 FP32_TOLERANCE = 1e-3
@@ -532,14 +534,28 @@ def _long_side_shape(height: int, width: int, size: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def load_rgb(source: Any, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+def load_rgb(
+    source: Any, *, max_pixels: int | None = MAX_PIXELS, min_side: int = MIN_SIDE
+) -> np.ndarray:
     """A path, bytes, PIL image or array -> float32 ``[3,H,W]`` in [0,1] (numpy/PIL only).
 
     Arrays are ``HxW``, ``HxWx3``/``HxWx4`` (uint8, or float in [0,1]) or ``[3,H,W]``.
     EXIF rotation is applied, alpha is composited on white and 16-bit images keep
     their range. Files over ``max_pixels`` are refused from the header, before
-    decoding (a decompression bomb never reaches memory).
+    decoding (a decompression bomb never reaches memory); images with a side under
+    ``min_side`` are refused too. Messages match :func:`styledistill.images.load_image`.
     """
+    chw = _load_rgb(source, max_pixels)
+    height, width = chw.shape[-2:]
+    if min(width, height) < min_side:
+        name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "image"
+        raise StyledistillError(
+            f"{name}: image is {width}x{height}, smaller than the minimum {min_side}x{min_side}"
+        )
+    return chw
+
+
+def _load_rgb(source: Any, max_pixels: int | None) -> np.ndarray:
     import io
 
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -548,7 +564,14 @@ def load_rgb(source: Any, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return _array_to_chw(source)
     if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise StyledistillError("image: empty data (0 bytes)")
         source = io.BytesIO(bytes(source))
+    if name is not None:
+        if os.path.isdir(name):
+            raise StyledistillError(f"{name}: is a directory, not an image file")
+        if os.path.isfile(name) and os.path.getsize(name) == 0:
+            raise StyledistillError(f"{name}: empty file (0 bytes)")
     if not isinstance(source, Image.Image):
         try:
             with Image.open(source) as opened:
@@ -564,8 +587,15 @@ def load_rgb(source: Any, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
             raise StyledistillError(f"{name}: no such file") from None
         except Image.DecompressionBombError as exc:
             raise StyledistillError(f"{name or 'image'}: image too large ({exc})") from None
-        except (UnidentifiedImageError, OSError) as exc:
-            raise StyledistillError(f"{name or 'image'}: not a readable image ({exc})") from None
+        except UnidentifiedImageError:
+            raise StyledistillError(
+                f"{name or 'image'}: not an image (unrecognized file format)"
+            ) from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise StyledistillError(
+                f"{name or 'image'}: truncated or corrupt image data ({reason})"
+            ) from None
     else:
         image = source
     try:

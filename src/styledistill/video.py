@@ -79,6 +79,9 @@ class VideoReport:
     #: output change / input change, with blending (equal to flicker_raw when alpha is 0)
     flicker_blended: float
     seconds: float
+    #: the input's frame size when it was odd and the output lost its last row/column
+    #: (H.264 yuv420p needs even sizes); None when nothing was cropped
+    cropped_from: tuple[int, int] | None = None
 
     @property
     def frames_per_second(self) -> float:
@@ -99,6 +102,12 @@ class VideoReport:
         )
         if self.flicker_blend > 0:
             text += f", {self.flicker_blended:.3g} with --flicker-blend {self.flicker_blend:g}"
+        if self.cropped_from is not None:
+            source_w, source_h = self.cropped_from
+            text += (
+                f"; cropped {source_w}x{source_h} -> {self.width}x{self.height} "
+                "(H.264 needs even sizes)"
+            )
         return text
 
 
@@ -394,6 +403,7 @@ def stylize_video(
         flicker_raw=flicker_ratio(meter_raw.mean_change, meter_in.mean_change),
         flicker_blended=flicker_ratio(meter_out.mean_change, meter_in.mean_change),
         seconds=seconds,
+        cropped_from=(width, height) if (out_w, out_h) != (width, height) else None,
     )
 
 
@@ -499,7 +509,7 @@ def run_video(args: argparse.Namespace, stylizer=None) -> int:
     if not out:
         out = str(Path(args.video).with_name(Path(args.video).stem + "_stylized.mp4"))
     if stylizer is None:
-        from .cli._common import resolve_device
+        from .devices import resolve_device
         from .student import Stylizer
 
         size = getattr(args, "size", 512)

@@ -95,6 +95,18 @@ def final_path(filename: str | bytes | os.PathLike) -> str:
     return os.path.join(folder, match["name"]) if match else path
 
 
+def cli_message(exc: BaseException, args: argparse.Namespace) -> str:
+    """The library's message in the command's words: flags instead of Python arguments."""
+    message = str(exc)
+    python_hint = "pass allow_pickle=True"
+    if python_hint in message:
+        if hasattr(args, "allow_pickle"):
+            message = message.replace(python_hint, "pass --allow-pickle")
+        else:  # this command has no such flag: drop the Python-only advice
+            message = re.sub(r"\s*or pass allow_pickle=True( \([^)]*\))?", "", message)
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -104,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except StyledistillError as exc:
-        print(f"styledistill {args.command}: error: {exc}", file=sys.stderr)
+        print(f"styledistill {args.command}: error: {cli_message(exc, args)}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error. Point stdout at devnull so

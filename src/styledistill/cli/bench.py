@@ -102,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--model applies to --teacher styleid only")
     if args.warmup < 0:
         raise ConfigError(f"--warmup {args.warmup}: must be >= 0")
+    if args.out is not None:  # before the timing run, not after it
+        from ..outputs import check_output_folder
+
+        check_output_folder(args.out, "--out", need_bytes=1 << 20)
     settings = BenchSettings(
         presets=[p.strip() for p in args.presets.split(",") if p.strip()],
         checkpoints=list(args.checkpoint),

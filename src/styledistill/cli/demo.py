@@ -39,8 +39,40 @@ def _fmt(value, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+#: What a demo folder holds; a non-empty --out with anything else is someone else's folder.
+DEMO_ENTRIES = {"inputs", "dataset", "run", "report", "demo.json"}
+#: Disk a full demo writes: dataset, step checkpoints (model, EMA, optimizer) and student.
+DEMO_BYTES = 400 * 2**20
+
+
+def check_demo_output(args: argparse.Namespace) -> None:
+    """--out before any work: a demo folder (or new/empty), writable, with room."""
+    from pathlib import Path
+
+    from ..outputs import OutputError, check_not_an_input, check_output_folder
+
+    out = Path(args.out)
+    inputs = {  # user folders, when the demo is given some
+        f"--{name}": getattr(args, name)
+        for name in ("contents", "styles")
+        if isinstance(getattr(args, name, None), (str, Path))
+    }
+    check_not_an_input([out], inputs, "--out", folder_output=True)
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in DEMO_ENTRIES)
+        if foreign and not (out / "demo.json").exists():
+            raise OutputError(
+                f"--out {out} already holds other files ({', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}); the demo writes inputs/, dataset/, "
+                "run/ and report/ there: choose a new or empty folder"
+            )
+    check_output_folder(out, "--out", need_bytes=DEMO_BYTES)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..demo import run_demo
+
+    check_demo_output(args)
 
     result = run_demo(
         args.out,

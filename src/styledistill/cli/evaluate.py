@@ -113,8 +113,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     metrics.add_argument(
         "--fid-infinity", action="store_true", help="also report FID∞ (Chong & Forsyth)"
     )
+    data.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a report already in --out (without it such a folder is refused)",
+    )
     add_device_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """--checkpoint and --out before any image is read or model built."""
+    from ..errors import CheckpointError
+    from ..images import list_images
+    from ..outputs import OutputError, check_not_an_input, check_output_folder
+
+    if args.checkpoint is not None and not Path(args.checkpoint).exists():
+        raise CheckpointError(f"--checkpoint {args.checkpoint}: no such student folder")
+    inputs = {"--contents": args.contents, "--styles": args.styles}
+    check_not_an_input([args.out], inputs, "--out", folder_output=True)
+    if not args.overwrite:
+        for name in ("metrics.json", "report.html"):
+            if (Path(args.out) / name).exists():
+                raise OutputError(
+                    f"--out {args.out} already holds a report ({name}); pass --overwrite to "
+                    "replace it, or choose another folder"
+                )
+    counts = []
+    for folder, limit in ((args.contents, args.limit_contents), (args.styles, args.limit_styles)):
+        found = len(list_images(folder)) if Path(folder).is_dir() else 0
+        counts.append(min(found, limit) if limit else found)
+    methods = (args.checkpoint is not None) + (args.teacher is not None)
+    check_output_folder(
+        args.out, "--out", need_bytes=counts[0] * counts[1] * methods * args.size**2 * 3
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give --checkpoint (student) and/or --teacher")
     if args.model and args.teacher != "styleid":
         raise ConfigError("--model applies to --teacher styleid only")
+    check_outputs(args)
     settings = EvaluationSettings(
         contents=args.contents,
         styles=args.styles,

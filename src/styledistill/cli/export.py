@@ -48,10 +48,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """OUT.onnx (and its siblings) writable with room for them, before the export starts."""
+    from pathlib import Path
+
+    from ..outputs import check_output_file
+
+    folder = Path(args.checkpoint)
+    weights = sum(p.stat().st_size for p in folder.glob("*.safetensors")) if folder.is_dir() else 0
+    # two graphs holding the weights once each (fp32), plus the int8 copies (about as large)
+    need = weights * (4 if args.int8 else 2)
+    check_output_file(args.onnx, "--onnx", need_bytes=need)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..export import export_onnx
     from ..student import STTR
 
+    check_outputs(args)
     model = STTR.from_pretrained(args.checkpoint)
     print(
         f"exporting {args.checkpoint} ({model.config.name}, {model.num_parameters() / 1e6:.1f}M parameters)"

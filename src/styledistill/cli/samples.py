@@ -66,19 +66,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..errors import ConfigError
     from ..samples import write_samples
 
     if not 16 <= args.size <= 4096:
         raise ConfigError(f"--size {args.size}: use 16 to 4096 pixels")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out}: exists and is not a folder")
     if args.seed < 0:
         raise ConfigError(f"--seed {args.seed}: use a non-negative integer")
     if args.no_contents and args.no_styles:
         raise ConfigError("--no-contents and --no-styles together leave nothing to write")
+    from ..outputs import check_output_folder
+
+    check_output_folder(args.out, "--out", need_bytes=16 * args.size * args.size * 3)
     written = write_samples(
         args.out,
         size=args.size,

@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "sharing a name in one folder keep their suffix (x.jpg -> x.jpg.png, x.png -> x.png.png)",
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing output files (without it a single output that exists is "
+        "refused, and a folder run writes only new names and lists the ones it kept)",
+    )
+    parser.add_argument(
         "--size",
         type=int,
         default=512,
@@ -76,17 +82,55 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "video", None):
         from ..video import run_video
 
+        check_video_outputs(args)
         return run_video(args, stylizer=load_stylizer(args))
     if args.content is None:
         raise ConfigError("--content (an image or folder) or --video is required")
     content = Path(args.content)
     if not content.exists():
         raise ConfigError(f"--content {content}: no such file or folder")
+    if content.is_dir():
+        files = _folder_files(content)
+        plan = _plan_folder(files, content, args)  # before the model loads
+        stylizer = load_stylizer(args)
+        return stylize_folder(stylizer, stylizer.encode_style(args.style), content, args, plan)
+    target = _check_image_output(content, args)
     stylizer = load_stylizer(args)
     code = stylizer.encode_style(args.style)
-    if content.is_dir():
-        return stylize_folder(stylizer, code, content, args)
-    return stylize_image(stylizer, code, content, args)
+    return stylize_image(stylizer, code, content, args, target)
+
+
+def _estimated_png_bytes(paths: list[Path]) -> int:
+    """Raw RGB size of each readable input (header only): a stylized PNG is at most about that."""
+    from PIL import Image
+
+    total = 0
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except Exception:  # unreadable: reported (and skipped) when it is stylized
+            continue
+        total += width * height * 3
+    return total
+
+
+def check_video_outputs(args: argparse.Namespace) -> None:
+    """``--video``: one line before any work if --content is also given or the output is unsafe."""
+    from ..errors import ConfigError
+    from ..outputs import check_not_an_input, check_output_file
+
+    if args.content is not None:
+        raise ConfigError(
+            "--content is not used with --video (it would be ignored); stylize the video and "
+            "the images in separate runs"
+        )
+    video = Path(args.video)
+    if not args.out:
+        args.out = str(video.with_name(video.stem + "_stylized.mp4"))
+    inputs = {"--video": video, "--style": Path(args.style)}
+    check_not_an_input([args.out], inputs)
+    check_output_file(args.out, "--out", overwrite=args.overwrite)
 
 
 def load_stylizer(args: argparse.Namespace) -> Any:
@@ -119,11 +163,27 @@ def _output_file(content: Path, out: str | None) -> Path:
     return path
 
 
-def stylize_image(stylizer: Any, code: Any, content: Path, args: argparse.Namespace) -> int:
+def _check_image_output(content: Path, args: argparse.Namespace) -> Path:
+    """The output file of a single image, checked before the model loads."""
+    from ..outputs import check_not_an_input, check_output_file
+
+    target = _output_file(content, args.out)
+    check_not_an_input([target], {"--content": content, "--style": Path(args.style)})
+    return check_output_file(
+        target,
+        "--out",
+        need_bytes=_estimated_png_bytes([content]),
+        overwrite=args.overwrite,
+    )
+
+
+def stylize_image(
+    stylizer: Any, code: Any, content: Path, args: argparse.Namespace, target: Path | None = None
+) -> int:
     """One content file -> one output file."""
     from ..images import save_image
 
-    target = _output_file(content, args.out)
+    target = target or _check_image_output(content, args)
     result = stylizer(content, code)
     save_image(result, target)
     print(f"wrote {target}")
@@ -157,22 +217,73 @@ def folder_targets(files: list[Path], folder: Path, out_dir: Path) -> dict[Path,
     return targets
 
 
-def stylize_folder(stylizer: Any, code: Any, folder: Path, args: argparse.Namespace) -> int:
-    """Every image under ``folder`` -> same relative path under the output folder, as PNG."""
+def _folder_files(folder: Path) -> list[Path]:
     from ..errors import ConfigError
-    from ..images import ImageError, list_images, save_image
+    from ..images import list_images
 
     files = list_images(folder)
     if not files:
         raise ConfigError(f"--content {folder}: no images found (looked for common image suffixes)")
+    return files
+
+
+class _FolderPlan:
+    """Where each input goes, and which existing outputs are kept (not overwritten)."""
+
+    def __init__(self, out_dir: Path, targets: dict[Path, Path], kept: list[Path]) -> None:
+        self.out_dir = out_dir
+        self.targets = targets
+        self.kept = kept
+
+
+def _plan_folder(files: list[Path], folder: Path, args: argparse.Namespace) -> _FolderPlan:
+    """Output folder and targets, checked before the model loads."""
+    from ..outputs import OutputError, check_not_an_input, check_output_folder, inputs_among
+
     out_dir = Path(args.out) if args.out else Path.cwd() / f"{folder.resolve().name}_stylized"
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir}: exists and is not a folder")
+    style = Path(args.style)
+    check_not_an_input(
+        [out_dir], {"--content": folder, "--style": style}, "--out", folder_output=True
+    )
     targets = folder_targets(files, folder, out_dir)
+    clashes = inputs_among(targets, [*files, style])
+    if clashes:
+        raise OutputError(
+            f"--out {out_dir}: output {clashes[0]} is an input file; choose another --out"
+        )
+    kept = [] if args.overwrite else [path for path in files if targets[path].exists()]
+    new = [path for path in files if path not in set(kept)]
+    check_output_folder(out_dir, "--out", need_bytes=_estimated_png_bytes(new))
+    return _FolderPlan(out_dir, targets, kept)
+
+
+def _names(paths: list[Path], root: Path, most: int = 5) -> str:
+    shown = [str(path.relative_to(root)) for path in paths[:most]]
+    more = f" and {len(paths) - most} more" if len(paths) > most else ""
+    return ", ".join(shown) + more
+
+
+def stylize_folder(
+    stylizer: Any,
+    code: Any,
+    folder: Path,
+    args: argparse.Namespace,
+    plan: _FolderPlan | None = None,
+) -> int:
+    """Every image under ``folder`` -> same relative path under the output folder, as PNG.
+
+    Existing outputs are kept (and listed) unless ``args.overwrite``.
+    """
+    from ..images import ImageError, save_image
+
+    if plan is None:
+        plan = _plan_folder(_folder_files(folder), folder, args)
+    kept = set(plan.kept)
+    todo = [path for path in plan.targets if path not in kept]
     done, skipped = 0, []
-    bar = progress(files, desc="stylize", unit="img")
+    bar = progress(todo, desc="stylize", unit="img", disable=not todo)
     for path in bar:
-        target = targets[path]
+        target = plan.targets[path]
         try:
             result = stylizer(path, code)
         except ImageError as exc:
@@ -182,7 +293,13 @@ def stylize_folder(stylizer: Any, code: Any, folder: Path, args: argparse.Namesp
         save_image(result, target)
         done += 1
     print(
-        f"stylized {done} image(s) into {out_dir}"
+        f"stylized {done} image(s) into {plan.out_dir}"
         + (f", skipped {len(skipped)} unreadable" if skipped else "")
     )
+    if plan.kept:
+        outputs = [plan.targets[path] for path in plan.kept]
+        print(
+            f"kept {len(outputs)} existing output(s), not overwritten (--overwrite replaces "
+            f"them): {_names(outputs, plan.out_dir)}"
+        )
     return 1 if skipped else 0

@@ -298,6 +298,25 @@ def build_teacher(args: argparse.Namespace, device: Any) -> Any:
         raise ConfigError(f"styleid teacher: {exc}") from None
 
 
+def check_outputs(args: argparse.Namespace, planned: int, num_shards: int) -> None:
+    """--out (and --style-cache) before any weights load: not among the inputs, writable, room."""
+    from pathlib import Path
+
+    from ..outputs import check_not_an_input, check_output_folder
+
+    inputs = {"--contents": args.contents, "--styles": args.styles}
+    check_not_an_input([args.out], inputs, "--out", folder_output=True)
+    done = 0
+    for manifest in Path(args.out).glob("shard-*/manifest.jsonl"):
+        with open(manifest, "rb") as fh:
+            done += sum(1 for _ in fh)
+    left = max(0, planned - done) // num_shards + 1
+    size = args.size or (512 if args.teacher == "styleid" else 256)
+    check_output_folder(args.out, "--out", need_bytes=left * size * size * 3)
+    if getattr(args, "style_cache", None):
+        check_output_folder(args.style_cache, "--style-cache")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..dataset.plan import make_plan
     from ..dataset.writer import shard_from_env, teach
@@ -313,6 +332,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         seed=args.seed,
     )
+    check_outputs(args, len(plan), num_shards)
     local_rank = os.environ.get("LOCAL_RANK")
     device_name = args.device
     if device_name is None and local_rank is not None:

@@ -205,9 +205,65 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         tensorboard=not args.no_tensorboard,
     )
+    check_before_training(config)
     student = train(config)
     import os
 
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"student saved to {student}")
+        _report_early_stop(config)
     return 0
+
+
+def check_before_training(config) -> None:
+    """Every argument and --out checked before anything is created or loaded.
+
+    (The trainer makes RUN_DIR first; a bad --data or --preset must not leave an
+    empty run folder behind.)
+    """
+    import dataclasses
+
+    from ..dataset.reader import read_manifest, split_keys
+    from ..errors import ConfigError
+    from ..outputs import check_output_folder
+    from ..student.sttr import STTRConfig, list_presets
+
+    config.validate()
+    if config.preset not in list_presets():
+        raise ConfigError(f"--preset {config.preset}: choose from {', '.join(list_presets())}")
+    known = {field.name for field in dataclasses.fields(STTRConfig)}
+    unknown = sorted(set(config.model_overrides) - known)
+    if unknown:
+        raise ConfigError(f"--model-option: unknown STTR setting(s) {', '.join(unknown)}")
+    records = read_manifest(config.data)  # one line if --data is not a dataset
+    if not records:
+        raise ConfigError(f"--data {config.data}: the dataset has no finished pairs")
+    train_keys, val_keys = split_keys(records, config.val_fraction, seed=config.seed)
+    if not train_keys or not val_keys:
+        raise ConfigError(
+            f"--data {config.data}: {len(records)} pairs cannot be split into training and "
+            f"validation with --val-fraction {config.val_fraction}"
+        )
+    check_output_folder(config.out, "--out")
+
+
+def _report_early_stop(config) -> None:
+    """Say so when --max-minutes ended the run before --steps (read from log.jsonl)."""
+    import json
+    from pathlib import Path
+
+    from ..train import LOG_FILE
+
+    end = None
+    try:
+        with open(Path(config.out) / LOG_FILE, encoding="utf-8") as fh:
+            for line in fh:
+                if '"type": "end"' in line:
+                    end = json.loads(line)
+    except (OSError, ValueError):
+        return
+    if end and end.get("stopped_early"):
+        print(
+            f"stopped early: --max-minutes {config.max_minutes:g} reached at step "
+            f"{end.get('step')} of {config.steps}; --resume with more time continues the run"
+        )
