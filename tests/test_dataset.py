@@ -422,7 +422,8 @@ def test_dataset_info_and_cli(tmp_path, folders, capsys):
 
     assert main(["dataset", "info", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "3 done / 12 planned (25.0%)" in text
+    # progress counts what can be made: shard 0 skipped 3 of its pairs (unreadable inputs)
+    assert "3 done / 9 that can be made (33.3%); 12 planned, 3 skipped" in text
     assert "3 unreadable inputs" in text and "notes.png" in text
     assert "fake (3 pairs) model=fake/model@r1" in text and "mix=0.5" in text
     assert re.search(r"disk: +\d+\.\d KiB", text)

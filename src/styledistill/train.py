@@ -976,7 +976,7 @@ def _train(
     val_set = PairedDataset(
         data_dir, size=config.size, train=False, keys=eval_keys, style_size=style_size
     )
-    eval_groups = [val_groups[k] for k in eval_keys]
+    eval_groups = [val_groups[k] for k in val_set.keys]  # unreadable pairs were left out
 
     # ---- EMA, loss, optimizer
     fixed_items = _EpochSeeded(train_set.base, config.seed + 1)  # never touches the data order
@@ -1367,9 +1367,18 @@ def _train(
     student_dir = run_dir / STUDENT_DIR
     if dist.is_main:
         log = _RunLog(run_dir, True, False)
+        skipped = {**train_set.base.unreadable_pairs(), **val_set.unreadable_pairs()}
+        if skipped:
+            log.write({"type": "skipped_pairs", "count": len(skipped), "pairs": skipped})
+            print(
+                f"train: skipped {len(skipped)} unreadable pair(s) (listed in "
+                f"{run_dir / LOG_FILE}), first: {next(iter(skipped.items()))[0]}",
+                file=sys.stderr,
+            )
         log.write(
             {
                 "type": "end",
+                "skipped_pairs": len(skipped),
                 "step": step,
                 "steps_this_run": step - start_step,
                 "minutes": (time.monotonic() - start_time) / 60,

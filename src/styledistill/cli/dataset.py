@@ -50,10 +50,20 @@ def format_info(info: dict[str, Any], max_failures: int = 10) -> str:
     """Human-readable summary (what ``dataset info`` prints)."""
     planned = info["pairs_planned"]
     done = info["pairs_done"]
-    share = f" ({100.0 * done / planned:.1f}%)" if planned else ""
+    makeable = info.get("pairs_makeable")
+    unreadable = info.get("pairs_unreadable") or 0
+    if planned is not None and makeable is not None and unreadable:
+        share = f" ({100.0 * done / makeable:.1f}%)" if makeable else ""
+        pairs = (
+            f"{done} done / {makeable} that can be made{share}; {planned} planned, "
+            f"{unreadable} skipped (unreadable inputs)"
+        )
+    else:
+        share = f" ({100.0 * done / planned:.1f}%)" if planned else ""
+        pairs = f"{done} done / {planned if planned is not None else '?'} planned{share}"
     lines = [
         f"dataset:   {info['path']}",
-        f"pairs:     {done} done / {planned if planned is not None else '?'} planned{share}",
+        f"pairs:     {pairs}",
         f"inputs:    {info['contents']} contents x {info['styles']} styles used so far",
         f"failures:  {info['failures']} unreadable inputs",
     ]

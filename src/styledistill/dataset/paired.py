@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,13 @@ class PairedDataset(Dataset):
     from the source paths in the manifest, else from ``contents_dir``/``styles_dir``
     (or the folders in dataset.json) joined with the relative paths, so a dataset still
     works after its input folders move.
+
+    Unreadable pairs (an input or the target missing, empty, truncated or not an image)
+    are skipped with ``skip_unreadable=True`` (the default), so one damaged file does
+    not stop a long training run: the ones found up front (targets checked chunk by
+    chunk, inputs by header) are left out, and one that still fails to decode later is
+    replaced by the next readable pair. :meth:`unreadable_pairs` lists them all,
+    including those found inside DataLoader worker processes.
     """
 
     def __init__(
@@ -52,6 +61,7 @@ class PairedDataset(Dataset):
         contents_dir: str | os.PathLike | None = None,
         styles_dir: str | os.PathLike | None = None,
         style_size: int | None = None,
+        skip_unreadable: bool = True,
     ) -> None:
         self.root = Path(root)
         self.size = int(size)
@@ -75,11 +85,65 @@ class PairedDataset(Dataset):
             records = [by_key[k] for k in wanted]
         if not records:
             raise ConfigError(f"{self.root}: the dataset has no finished pairs")
-        self.records: list[dict[str, Any]] = records
-        self.keys = [r["key"] for r in records]
         self.teacher_size = int(plan.get("size") or records[0]["sizes"]["output"][0])
         self.contents_dir = Path(contents_dir) if contents_dir else _dir(plan.get("contents"))
         self.styles_dir = Path(styles_dir) if styles_dir else _dir(plan.get("styles"))
+        self.skip_unreadable = skip_unreadable
+        #: key -> reason, for pairs found unreadable in this process
+        self._unreadable: dict[str, str] = {}
+        if skip_unreadable:
+            records = self._readable(records)
+            if not records:
+                first = next(iter(self._unreadable.items()))
+                raise ConfigError(
+                    f"{self.root}: none of the dataset's pairs can be read "
+                    f"(first: {first[0]}: {first[1]})"
+                )
+        self.records: list[dict[str, Any]] = records
+        self.keys = [r["key"] for r in records]
+        # One flag per record, shared with forked/spawned DataLoader workers, so pairs
+        # that fail inside a worker are still counted by the training process.
+        self._failed_in_use = multiprocessing.RawArray("b", len(records))
+
+    def _readable(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records whose three images are there and intact; the rest go to unreadable."""
+        from .reader import image_intact
+
+        checked: dict[Path, str | None] = {}
+
+        def problem(path: Path) -> str | None:
+            if path not in checked:
+                checked[path] = None if image_intact(path) else "missing, empty or corrupt image"
+            return checked[path]
+
+        kept = []
+        for record in records:
+            try:
+                paths = [
+                    self._input_path(record, "content"),
+                    self._input_path(record, "style"),
+                    self.root / record["output"],
+                ]
+            except ImageError as exc:
+                self._unreadable[record["key"]] = exc.reason
+                continue
+            reason = next(
+                (f"{path}: {why}" for path in paths if (why := problem(path)) is not None), None
+            )
+            if reason is None:
+                kept.append(record)
+            else:
+                self._unreadable[record["key"]] = reason
+        return kept
+
+    def unreadable_pairs(self) -> dict[str, str]:
+        """Pairs skipped so far (key -> reason): found up front or while training."""
+        found = dict(self._unreadable)
+        for index, failed in enumerate(self._failed_in_use):
+            key = self.records[index]["key"]
+            if failed and key not in found:
+                found[key] = "could not be read during training"
+        return found
 
     def __len__(self) -> int:
         return len(self.records)
@@ -135,6 +199,23 @@ class PairedDataset(Dataset):
         return patch.contiguous()
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if not self.skip_unreadable:
+            return self._item(index)
+        for offset in range(len(self.records)):
+            candidate = (index + offset) % len(self.records)
+            if self._failed_in_use[candidate]:
+                continue
+            try:
+                return self._item(candidate)
+            except (ImageError, OSError) as exc:
+                key = self.records[candidate]["key"]
+                reason = getattr(exc, "reason", None) or str(exc)
+                self._failed_in_use[candidate] = 1
+                self._unreadable[key] = reason
+                print(f"warning: skipped unreadable pair {key}: {reason}", file=sys.stderr)
+        raise ConfigError(f"{self.root}: none of the dataset's pairs can be read any more")
+
+    def _item(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         record = self.records[index]
         content = self._teacher_view(self._input_path(record, "content"))
         style = self._teacher_view(self._input_path(record, "style"))

@@ -23,7 +23,9 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "MANIFEST_FILE",
+    "STATUS_FILE",
     "dataset_info",
+    "image_intact",
     "iter_jsonl",
     "read_dataset_json",
     "read_failures",
@@ -35,6 +37,9 @@ __all__ = [
 DATASET_FILE = "dataset.json"
 MANIFEST_FILE = "manifest.jsonl"
 FAILURES_FILE = "failures.jsonl"
+#: Per shard, rewritten at the end of each run: how many of its pairs cannot be made
+#: because an input is unreadable (so progress is counted against what can be made).
+STATUS_FILE = "status.json"
 FORMAT = "styledistill-paired-dataset"
 FORMAT_VERSION = 1
 
@@ -205,6 +210,25 @@ def _spread(values: list[int]) -> dict[str, int] | None:
     return {"min": ordered[0], "median": ordered[len(ordered) // 2], "max": ordered[-1]}
 
 
+def image_intact(path: str | os.PathLike) -> bool:
+    """The image exists and every chunk checks out (PNG CRCs, complete to its end marker).
+
+    Pillow's ``verify`` reads the whole file without decompressing pixels, so checking
+    a big shard is quick; it catches truncated and bit-flipped files. (Formats without
+    a verifier, such as JPEG, are checked as far as their header.)
+    """
+    from PIL import Image
+
+    try:
+        if os.path.getsize(path) == 0:
+            return False
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except Exception:
+        return False
+
+
 def _decodes(path: Path) -> bool:
     from PIL import Image
 
@@ -214,6 +238,19 @@ def _decodes(path: Path) -> bool:
         return True
     except Exception:
         return False
+
+
+def _unreadable_pairs(root: Path) -> int:
+    """Planned pairs the last run of each shard skipped because an input is unreadable."""
+    total = 0
+    for path in root.glob(f"shard-*/{STATUS_FILE}"):
+        try:
+            status = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(status, dict) and isinstance(status.get("pairs_unreadable"), int):
+            total += status["pairs_unreadable"]
+    return total
 
 
 def dataset_info(root: str | os.PathLike, *, verify: bool = False) -> dict[str, Any]:
@@ -275,12 +312,17 @@ def dataset_info(root: str | os.PathLike, *, verify: bool = False) -> dict[str, 
         failed = sum(1 for _ in iter_jsonl(failures_file)) if failures_file.is_file() else 0
         shards.append({"name": shard.name, "pairs": count, "failures": failed})
     done = len(keys)
+    unreadable_pairs = _unreadable_pairs(root)
+    planned = plan.get("pairs_planned")
+    makeable = max(done, planned - unreadable_pairs) if isinstance(planned, int) else None
     failures = read_failures(root)
     disk = _disk_use(root)
     return {
         "path": str(root),
         "pairs_done": done,
-        "pairs_planned": plan.get("pairs_planned"),
+        "pairs_planned": planned,
+        "pairs_unreadable": unreadable_pairs,
+        "pairs_makeable": makeable,
         "duplicate_keys": sum(1 for c in keys.values() if c > 1),
         "missing_outputs": missing,
         "contents": len(contents),

@@ -40,6 +40,8 @@ from .reader import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST_FILE,
+    STATUS_FILE,
+    image_intact,
     iter_jsonl,
     read_dataset_json,
 )
@@ -181,6 +183,8 @@ class TeachSummary:
     failed_pairs: int
     seconds: float
     out: Path
+    #: pairs whose image was missing or corrupt and was made again (counted in ``written``)
+    repaired: int = 0
 
     @property
     def complete(self) -> bool:
@@ -194,6 +198,8 @@ class TeachSummary:
         )
         if self.failed_inputs:
             text += f" -> {self.out / self.shard / FAILURES_FILE}"
+        if self.repaired:
+            text += f"; {self.repaired} missing or corrupt images made again"
         return text + f"; {self.seconds:.1f} s ({rate:.2f} pairs/s)"
 
 
@@ -352,19 +358,25 @@ def _manifest_keys(path: Path) -> Iterator[str]:
                 yield record["key"]
 
 
-def _finished_keys(out: Path, own_shard: Path) -> set[str]:
-    """Keys finished in any shard (so a rerun with another shard count skips them too).
+def _finished_keys(out: Path, own_shard: Path) -> tuple[set[str], set[str]]:
+    """``(finished, to_repair)``: keys finished in any shard, and own-shard keys to redo.
 
-    In this process's own shard a key also needs its image on disk (a line is only
-    written after its image, so this guards against images deleted by hand).
+    A rerun with another shard count skips keys finished elsewhere too. In this
+    process's own shard a key also needs its image on disk and intact; a key whose
+    image is missing or corrupt goes to ``to_repair``: its image is made again and its
+    existing manifest line kept (one line per key).
     """
     done: set[str] = set()
+    repair: set[str] = set()
     for manifest in out.glob(f"shard-*/{MANIFEST_FILE}"):
         own = manifest.parent == own_shard
         for key in _manifest_keys(manifest):
-            if not own or (own_shard / f"{key}.png").is_file():
+            if not own:
                 done.add(key)
-    return done
+            elif key not in done and key not in repair:
+                (done if image_intact(own_shard / f"{key}.png") else repair).add(key)
+    repair -= done  # finished intact in another shard
+    return done, repair
 
 
 def _remove_stale_temp_files(folder: Path) -> None:
@@ -487,9 +499,10 @@ def teach(
         raise
 
     shard_pairs = plan.shard(num_shards, shard_index)
-    finished = _finished_keys(out, shard_dir)
+    finished, to_repair = _finished_keys(out, shard_dir)
     todo = [pair for pair in shard_pairs if pair.key not in finished]
     already_done = len(shard_pairs) - len(todo)
+    repaired = 0
     done_in_manifest = sum(1 for _ in _manifest_keys(manifest_path))
     remaining = Counter(pair.style_rel for pair in todo)
 
@@ -603,7 +616,7 @@ def teach(
         pending: list[tuple[Pair, Any, list[int], _StyleInput]] = []
 
         def run_batch() -> None:
-            nonlocal written, done_in_manifest
+            nonlocal written, done_in_manifest, repaired
             if not pending:
                 return
             tick = time.perf_counter()
@@ -642,9 +655,13 @@ def teach(
                 if content_copy:
                     record["content_input"] = content_copy
                     record["style_input"] = style.copy
-                write_or_stop(lambda r=record: manifest.append(r), manifest_path)
+                if pair.key in to_repair:  # its line is already there: one line per key
+                    to_repair.discard(pair.key)
+                    repaired += 1
+                else:
+                    write_or_stop(lambda r=record: manifest.append(r), manifest_path)
+                    done_in_manifest += 1
                 written += 1
-                done_in_manifest += 1
                 finish_style(pair)
                 bar.update(1)
             pending.clear()
@@ -662,6 +679,14 @@ def teach(
             if len(pending) >= batch_size:
                 run_batch()
         run_batch()
+        status = {
+            "shard": name,
+            "pairs_in_shard": len(shard_pairs),
+            "pairs_done": already_done + written,
+            "pairs_unreadable": failed_pairs,
+            "time": _now(),
+        }
+        write_or_stop(lambda: _write_json_atomic(shard_dir / STATUS_FILE, status), shard_dir)
     finally:
         bar.close()
         manifest.close()
@@ -676,4 +701,5 @@ def teach(
         failed_pairs=failed_pairs,
         seconds=time.perf_counter() - started,
         out=out,
+        repaired=repaired,
     )
