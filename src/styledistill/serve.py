@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import threading
+import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +53,12 @@ class UploadLimits:
         from PIL import Image, UnidentifiedImageError
 
         path = Path(path)
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise LimitError(f"{what} could not be read from the upload; try again") from None
+        if size == 0:
+            raise LimitError(f"{what} is an empty file")
         if size > self.max_bytes:
             raise LimitError(
                 f"{what} file is {size / 1e6:.1f} MB, over the {self.max_upload_mb:g} MB upload limit"
@@ -142,6 +149,23 @@ def _name_by_role(exc: Exception, path: str | os.PathLike, role: str) -> str:
     return str(exc).replace(os.fspath(path), role)
 
 
+def _log(message: str) -> None:
+    """One line in the server's log (stderr) per refused request."""
+    print(f"styledistill serve: {message}", file=sys.stderr, flush=True)
+
+
+def _upload_path(value: Any, role: str) -> str | None:
+    """The server-side file of an upload as Gradio sends it unprocessed (FileData or a path)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    path = value.get("path") if isinstance(value, dict) else getattr(value, "path", None)
+    if not path:
+        raise LimitError(f"{role} did not arrive as a file upload; upload it again")
+    return str(path)
+
+
 def _require_gradio():
     try:
         import gradio as gr
@@ -203,11 +227,24 @@ def _build(stylizer, limits, size, temp_dir: Path, sample_styles: bool, title: s
     server = StyleServer(stylizer, temp_dir, limits=limits, size=size)
     samples = _write_sample_styles(temp_dir / "samples") if sample_styles else []
 
-    def run(content_path, style_path):
+    def run(content, style):
+        # preprocess=False: Gradio hands over the uploads as they arrived, undecoded (its
+        # own preprocessing would decode and re-encode a 20000x20000 upload before any
+        # check); the header checks in server.stylize run first.
         try:
-            return server.stylize(content_path, style_path)
+            return server.stylize(
+                _upload_path(content, "content image"), _upload_path(style, "style image")
+            )
         except StyledistillError as exc:
-            raise gr.Error(str(exc)) from None
+            _log(f"refused: {exc}")
+            raise gr.Error(str(exc), print_exception=False) from None
+        except Exception:
+            _log("failed with an unexpected error:\n" + traceback.format_exc().rstrip())
+            raise gr.Error(
+                "the server could not stylize this pair (an internal error, logged on the "
+                "server); please try again or try other images",
+                print_exception=False,
+            ) from None
 
     def pick_sample(evt):
         return samples[evt.index][0]
@@ -259,7 +296,7 @@ def _build(stylizer, limits, size, temp_dir: Path, sample_styles: bool, title: s
             gallery.select(pick_sample, inputs=None, outputs=style)
         button = gr.Button("Stylize", variant="primary", elem_id="run")
         download = gr.File(label="Download PNG", interactive=False, elem_id="download")
-        button.click(run, inputs=[content, style], outputs=[result, download])
+        button.click(run, inputs=[content, style], outputs=[result, download], preprocess=False)
     app.styledistill_temp_dir = temp_dir
     app.styledistill_server = server
     app.styledistill_theme = theme
