@@ -91,7 +91,9 @@ def test_teach_texture_reports_bad_inputs_and_writes_dataset(tmp_path, capsys):
 
     assert main(["dataset", "info", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "6 done / 15 planned" in text and "texture (6 pairs)" in text
+    # finished: progress is counted against the pairs that can be made, not the plan
+    assert "6 done / 6 that can be made (100.0%); 15 planned, 9 skipped" in text
+    assert "texture (6 pairs)" in text
 
     # Same folder, other settings: refused in one line, nothing touched.
     before = (out / "shard-00000-of-00001" / "manifest.jsonl").read_bytes()
