@@ -17,6 +17,7 @@ import concurrent.futures
 import json
 import os
 import platform
+import shutil
 import socket
 import struct
 import subprocess
@@ -190,6 +191,7 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
     log_text = log_path.read_text(errors="replace")
+    shutil.rmtree(work, ignore_errors=True)
     result["server_log_tracebacks"] = log_text.count("Traceback")
     result["server_log_refusals"] = sum(
         1 for line in log_text.splitlines() if "styledistill serve: refused" in line
