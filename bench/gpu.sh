@@ -30,9 +30,15 @@ step "student latency/throughput (fp16)" python3 -m styledistill bench \
 
 # 2. StyleID teacher on an SD1.5-shaped UNet/VAE (random weights: time does not depend on
 #    values): correctness at real shapes (--check), per-pair time batch 1 vs 16, fresh vs
-#    cached style, peak memory (targets: <= 0.3 s/pair batched, <= 12 GB at batch 1).
-step "StyleID teacher (SD1.5-shaped, fp16)" python3 bench/teacher.py --sd15-shaped \
-    --device cuda --batch 16 --check
+#    cached style, peak memory (targets: <= 0.3 s/pair batched, <= 12 GB at batch 1), for
+#    both precisions: fast (all fp16) and official (fp32 inversion, fp16 autocast sampling).
+step "StyleID teacher (SD1.5-shaped, precision fast)" python3 bench/teacher.py --sd15-shaped \
+    --device cuda --batch 16 --precision fast --check
+step "StyleID teacher (SD1.5-shaped, precision official)" python3 bench/teacher.py \
+    --sd15-shaped --device cuda --batch 16 --precision official --check
+
+# 2b. How far the two precisions drift from float64 (tiny random components, on the GPU).
+step "StyleID precision drift vs float64" python3 bench/precision_drift.py --device cuda
 
 # 3. Teacher vs student in one run on the same GPU (weight-free teacher; ratio >= 1000x
 #    is the StyleID target, computed from steps 1 and 2).

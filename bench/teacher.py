@@ -11,11 +11,14 @@ Rows (all in one run, same machine, same model):
 
 Weights are random: time does not depend on their values. ``--sd15-shaped`` builds a
 UNet/VAE with the Stable Diffusion 1.5 configs (860M-parameter UNet) for a GPU run.
+``--precision official`` (the teacher's default: float32 weights, encode and inversion,
+fp16-autocast sampling) or ``fast`` (everything in ``--dtype``); run both to compare.
 
 examples:
   python bench/teacher.py                              # tiny model on the CPU
   python bench/teacher.py --sd15-shaped --device cuda  # SD 1.5 shapes, fp16, 512 px
   python bench/teacher.py --sd15-shaped --device cuda --batch 16 --check
+  python bench/teacher.py --sd15-shaped --device cuda --batch 16 --precision fast
 """
 
 from __future__ import annotations
@@ -142,11 +145,15 @@ def run(args: argparse.Namespace) -> int:
     size = args.size or (512 if args.sd15_shaped else 32)
     steps = args.num_steps or (50 if args.sd15_shaped else 10)
     started = time.perf_counter()
-    components = build_components(args.sd15_shaped, device, dtype)
+    weights_dtype = torch.float32 if args.precision == "official" else dtype
+    if dtype == torch.float64:
+        weights_dtype = dtype
+    components = build_components(args.sd15_shaped, device, weights_dtype)
     teacher = StyleIDTeacher(
         **components,
         device=device,
         dtype=dtype,
+        precision=args.precision,
         size=size,
         num_steps=steps,
         progress=False,
@@ -155,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     model = "SD1.5-shaped UNet/VAE (random weights)" if args.sd15_shaped else "tiny UNet/VAE"
     if args.channels_last:
         model += ", channels_last UNet"
+    model += f", precision {args.precision}"
     print(f"machine: {machine(device)}")
     print(
         f"model: {model}, {str(dtype).removeprefix('torch.')}, {size}px, {steps} steps "
@@ -261,7 +269,7 @@ def check(teacher, size: int) -> int:
     unet = teacher.unet
     name = teacher.layers[-1]
     attn = dict(unet.named_modules())[name]
-    device, dtype = teacher.device, teacher.dtype
+    device, dtype = teacher.device, teacher.weights_dtype
     channels = attn.to_q.in_features
     g = torch.Generator(device="cpu").manual_seed(7)
     hidden, qc, ks, vs = (
@@ -296,6 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sd15-shaped", action="store_true", help="SD 1.5 UNet/VAE shapes")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if any)")
     parser.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default=None)
+    parser.add_argument(
+        "--precision",
+        choices=["official", "fast"],
+        default="official",
+        help="official: fp32 inversion + fp16 autocast sampling (default); fast: all --dtype",
+    )
     parser.add_argument("--size", type=int, default=None, help="pixels (512 / 32 by default)")
     parser.add_argument("--num-steps", type=int, default=None, help="DDIM steps (50 / 10)")
     parser.add_argument("--batch", type=int, default=4, help="pairs per UNet call (default 4)")
