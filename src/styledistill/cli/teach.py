@@ -172,7 +172,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         default=None,
         metavar="ID_OR_PATH",
-        help="Stable Diffusion 1.x hub id or diffusers folder (default: CompVis/stable-diffusion-v1-4)",
+        help="Stable Diffusion 1.x/2.x hub id, diffusers folder or local .ckpt/.safetensors file "
+        "(with --teacher-option config=DIFFUSERS_FOLDER; default: CompVis/stable-diffusion-v1-4)",
     )
     sid.add_argument(
         "--revision", default=None, help="hub revision (branch, tag or commit) of --model"
