@@ -3,7 +3,8 @@
 Quality numbers are checked on the offline samples (skimage photos x generated styles):
 colour (RGB-uv histogram distance to the style at least halves), structure (blurred
 grayscale SSIM to the content stays above what the style image itself scores, and above
-0.35, yet below 0.95) and texture (gradient-orientation histogram moves toward the style's).
+0.35, yet below 0.95) and texture (gradient-orientation histogram moves toward the style's,
+and the defaults carry more of the style's gradients than the previous ones did).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from skimage.filters import gaussian
 from skimage.metrics import structural_similarity
 
@@ -21,7 +23,7 @@ from styledistill.images import center_crop_resize
 from styledistill.metrics.histogram import image_histogram_distance
 from styledistill.samples import generate_style, sample_contents
 from styledistill.teachers import Teacher, TextureTeacher, get_teacher_class
-from styledistill.teachers.texture import match_histograms
+from styledistill.teachers.texture import PREVIOUS_DEFAULTS, match_histograms
 
 SSIM_FLOOR = 0.35
 
@@ -97,6 +99,57 @@ def test_quality_at_256_default_settings(contents) -> None:
     check_quality(output, contents["coffee"], style, "coffee x mosaic_tiles @256")
 
 
+def mean_gradient(image: torch.Tensor) -> float:
+    g = torch.from_numpy(gray(image))
+    return float(torch.hypot(g[:-1, 1:] - g[:-1, :-1], g[1:, :-1] - g[:-1, :-1]).mean())
+
+
+def test_defaults_keep_more_style_texture_than_previous(contents) -> None:
+    """The denoiser and whole-pixel fusion erased fine texture; the defaults keep it."""
+    style = generate_style("brush_strokes", 128, seed=0)
+    content = contents["chelsea"]
+    new = TextureTeacher(size=128).stylize([content], [style])[0]
+    old = TextureTeacher(size=128, **PREVIOUS_DEFAULTS).stylize([content], [style])[0]
+    style_gradient = mean_gradient(style)
+    assert mean_gradient(old) < mean_gradient(new) <= 1.2 * style_gradient
+    target = orientation_histogram(style)
+    assert (orientation_histogram(new) - target).abs().sum() < (
+        orientation_histogram(old) - target
+    ).abs().sum()
+    resized = center_crop_resize(content, 128)
+    assert blurred_ssim(new, resized) > max(SSIM_FLOOR, blurred_ssim(style, resized) + 0.1)
+
+
+def test_previous_defaults_stay_reachable() -> None:
+    config = TextureTeacher(**PREVIOUS_DEFAULTS).config()
+    assert config["denoise_radius"] == 1 and config["fusion_detail_radius"] == 0
+    assert config["content_weight"] == 1.0
+    defaults = TextureTeacher().config()
+    assert defaults["denoise_radius"] == 0 and defaults["fusion_detail_radius"] == 2
+
+
+def test_detail_fusion_keeps_style_texture_strength() -> None:
+    """The plain average halves the pasted texture at W = 1; the detail term restores it."""
+    generator = torch.Generator().manual_seed(0)
+    output = torch.rand(1, 32, 32, generator=generator)  # stands in for pasted texture
+    content = torch.linspace(0, 1, 32).expand(1, 32, 32)  # a smooth layout
+    weight = torch.ones(1, 32, 32)
+    plain = tiny_teacher(fusion_detail_radius=0)._fuse(output, content, weight)
+    assert torch.allclose(plain, (output + content) / 2)
+    fused = tiny_teacher(fusion_detail_radius=2)._fuse(output, content, weight)
+
+    def roughness(x: torch.Tensor) -> float:
+        return float((x[..., 1:] - x[..., :-1]).abs().mean())
+
+    def local_mean(x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x[None], 9, 1)[0]
+
+    assert roughness(plain) < 0.6 * roughness(output)  # damped texture
+    assert roughness(fused) > 0.85 * roughness(output)  # texture kept
+    # and the layout still moves toward the content exactly as much as before
+    assert (local_mean(fused) - local_mean(plain)).abs().max() < 0.05
+
+
 def test_protocol_and_config() -> None:
     teacher = tiny_teacher()
     assert isinstance(teacher, Teacher)
@@ -142,6 +195,7 @@ def test_prepared_style_from_other_settings_is_refused() -> None:
         ({"scales": (1.0, 0.5)}, "coarse to fine"),
         ({"size": 8}, "size"),
         ({"colour_transfer": "lab"}, "colour_transfer"),
+        ({"fusion_detail_radius": -1}, "fusion_detail_radius"),
     ],
 )
 def test_bad_settings_raise(settings, message) -> None:
