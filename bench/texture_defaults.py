@@ -24,7 +24,7 @@ every image in ``--styles DIR``.
 examples:
   python bench/texture_defaults.py
   python bench/texture_defaults.py --styles ~/paintings --contents astronaut,coffee
-  python bench/texture_defaults.py --only old,new --extra "denoise_radius=0,iterations=3"
+  python bench/texture_defaults.py --only "old;current" --extra "fusion_detail_radius=3"
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def main() -> None:
         "--extra",
         action="append",
         default=[],
-        help='another candidate, e.g. "denoise_radius=0,content_weight=0.6" (repeatable)',
+        help='another candidate over the current defaults, e.g. "content_weight=0.6"',
     )
     args = parser.parse_args()
 
