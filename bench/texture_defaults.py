@@ -1,4 +1,4 @@
-"""Benchmark: choose TextureTeacher defaults by texture transfer, structure and crispness.
+"""Benchmark: choose TextureTeacher defaults by texture transfer, structure, edges, crispness.
 
 Stylizes photo x style pairs at 256 px for a grid of candidate settings and prints, per
 setting (means over the pairs, worst pair in brackets where it matters):
