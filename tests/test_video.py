@@ -15,14 +15,9 @@ import torch
 
 av = pytest.importorskip("av")
 
+from styledistill.cli.stylize import add_video_arguments, run_video  # noqa: E402
 from styledistill.student import STTR, Stylizer  # noqa: E402
-from styledistill.video import (  # noqa: E402
-    TemporalBlender,
-    VideoError,
-    add_video_arguments,
-    run_video,
-    stylize_video,
-)
+from styledistill.video import TemporalBlender, VideoError, stylize_video  # noqa: E402
 
 FPS = 10
 FRAMES = 12

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 
 from .errors import ConfigError
+from .plumbing import atomic_path
+from .runtime import progress_bar, resolve_device
 
 __all__ = [
     "BenchSettings",
@@ -303,9 +305,7 @@ def _measure(
 
 def run_benchmark(settings: BenchSettings) -> dict[str, Any]:
     """Measure every subject at every size and batch size; returns the bench.json content."""
-    from .cli._common import progress
-
-    device = _resolve(settings.device)
+    device = resolve_device(settings.device)
     for name, values in (("sizes", settings.sizes), ("batch sizes", settings.batch_sizes)):
         if not values or min(values) < 1:
             raise ConfigError(f"--{name.replace(' ', '-')}: give positive integers, got {values}")
@@ -326,7 +326,7 @@ def run_benchmark(settings: BenchSettings) -> dict[str, Any]:
 
     generator = torch.Generator().manual_seed(settings.seed)
     total = sum(len(s.sizes) * len(s.batch_sizes) for s in subjects)
-    bar = progress(total=total, desc="bench", unit="run", disable=not settings.progress)
+    bar = progress_bar(total=total, desc="bench", unit="run", enabled=settings.progress)
     rows: list[dict[str, Any]] = []
     for subject in subjects:
         for size in subject.sizes:
@@ -395,14 +395,6 @@ def run_benchmark(settings: BenchSettings) -> dict[str, Any]:
         "ratios": ratios,
         "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
-
-
-def _resolve(name: str | torch.device | None) -> torch.device:
-    from .cli._common import resolve_device
-
-    if isinstance(name, torch.device):
-        return name
-    return resolve_device(name)
 
 
 def _settings_dict(settings: BenchSettings) -> dict[str, Any]:
@@ -499,9 +491,8 @@ def write_bench(report: dict[str, Any], out: str | os.PathLike) -> dict[str, Pat
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "bench.json"
-    tmp = out / ".bench.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, json_path)
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     return {"json": json_path, "plot": plot_latency(report, out / "bench.png")}
 
 

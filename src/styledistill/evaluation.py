@@ -34,17 +34,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .devices import resolve_device
 from .errors import ConfigError
-from .images import (
-    ImageError,
-    atomic_path,
-    center_crop_resize,
-    image_grid,
-    list_images,
-    load_image,
-    save_image,
-)
+from .images import ImageError, center_crop_resize, image_grid, list_images, load_image, save_image
+from .plumbing import atomic_path
+from .runtime import progress_bar, resolve_device
 
 __all__ = [
     "PAPER_REFERENCE",
@@ -324,7 +317,9 @@ def evaluate(settings: EvaluationSettings) -> dict[str, Any]:
     style_features: list[np.ndarray] = []
     samples: list[dict[str, torch.Tensor]] = []
     sample_every = max(1, len(styles) // max(1, settings.grid_rows))
-    bar = _progress(settings.progress, total=n_pairs * len(methods), desc="evaluate", unit="pair")
+    bar = progress_bar(
+        enabled=settings.progress, total=n_pairs * len(methods), desc="evaluate", unit="pair"
+    )
     for s_index, (style, style_name) in enumerate(zip(styles, style_names)):
         outputs: dict[str, torch.Tensor] = {}
         for method in methods:
@@ -416,14 +411,6 @@ def evaluate(settings: EvaluationSettings) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _progress(enabled: bool, **kwargs: Any):
-    import sys
-
-    from tqdm.auto import tqdm
-
-    return tqdm(disable=not enabled, file=sys.stderr, dynamic_ncols=True, mininterval=0.5, **kwargs)
 
 
 def _safe_name(path: Path, root: Path) -> str:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CheckpointError, ConfigError, MissingDependencyError, StyledistillError
+from .plumbing import atomic_path, first_line
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -345,8 +346,6 @@ def _export_graph(
     import onnx
     import torch
 
-    from .images import atomic_path
-
     try:
         with atomic_path(path) as tmp:
             with warnings.catch_warnings():
@@ -392,8 +391,6 @@ def quantize_int8(onnx_path: str | os.PathLike) -> tuple[Path, Path]:
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from .images import atomic_path
 
     onnx_path = Path(onnx_path)
     pairs = [
@@ -695,7 +692,7 @@ class OnnxStylizer:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise CheckpointError(
-                f"{path}: not a loadable ONNX model ({_first_line(exc)})"
+                f"{path}: not a loadable ONNX model ({first_line(exc)})"
             ) from None
         meta = {
             k[len(_META_PREFIX) :]: v
@@ -715,7 +712,7 @@ class OnnxStylizer:
             self.style_session = ort.InferenceSession(str(style_path), options, providers=providers)
         except Exception as exc:
             raise CheckpointError(
-                f"{style_path}: not a loadable ONNX model ({_first_line(exc)})"
+                f"{style_path}: not a loadable ONNX model ({first_line(exc)})"
             ) from None
         self.path, self.style_path = path, style_path
         self.metadata = meta
@@ -832,8 +829,3 @@ def _to_pil(hwc: np.ndarray):
     from PIL import Image
 
     return Image.fromarray((np.clip(hwc, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), mode="RGB")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

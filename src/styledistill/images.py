@@ -8,12 +8,10 @@ the same way and fails with the same one-line messages.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -24,6 +22,10 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFile, ImageFont, ImageOps, UnidentifiedImageError
 
 from .errors import StyledistillError
+
+# Re-exported for callers that import them from here (train.py, student/sttr.py, tests).
+from .plumbing import UMASK as _UMASK  # noqa: F401
+from .plumbing import atomic_path, make_shareable  # noqa: F401
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -302,47 +304,6 @@ def to_pil(image: torch.Tensor | Image.Image) -> Image.Image:
 def to_tensor(image: Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:
     """PIL/numpy/tensor -> float32 ``[3,H,W]`` in [0, 1], with no size checks."""
     return load_image(image, max_pixels=None, min_side=1)
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# Read once at import: os.umask() is process-wide, so probing it later races with threads.
-_UMASK = _read_umask()
-
-
-def make_shareable(path: str | os.PathLike) -> None:
-    """Give a ``tempfile.mkstemp`` file (private 0600) the mode ``open()`` would: 0666 - umask.
-
-    Atomic writers create their temp file with mkstemp; without this the final
-    file (dataset.json, an ONNX model, a video) is unreadable to other users.
-    """
-    os.chmod(path, 0o666 & ~_UMASK)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
-    """A temp file beside ``path`` to write to; renamed onto ``path`` when the block ends.
-
-    The one atomic-write mechanism of the project: a crash, a full disk or an exception
-    never leaves a half-written file under ``path`` (the temp file is removed), and the
-    final file gets ``open()``'s mode, not mkstemp's private 0600. ``suffix`` matters to
-    writers that pick a format from it (video containers, ONNX tools).
-    """
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        make_shareable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def save_image(

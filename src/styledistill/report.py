@@ -19,6 +19,8 @@ from typing import Any
 
 from PIL import Image
 
+from .plumbing import atomic_path
+
 __all__ = ["METRIC_COLUMNS", "format_value", "image_data_uri", "render_report", "write_report"]
 
 #: The table columns in the StyleID paper's order: (key, label, "lower"/"higher" is better).
@@ -310,7 +312,6 @@ def write_report(
     """Write :func:`render_report` to ``path`` atomically (temp file + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_report(results, grids), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(render_report(results, grids), encoding="utf-8")
     return path

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from .errors import ConfigError
 from .images import ImageError, load_image, resize_long_side, save_image
+from .runtime import progress_bar
 
 __all__ = [
     "CONTENT_FILES",
@@ -745,8 +746,6 @@ def write_samples(
     Photos are resized so the long side is ``size``; styles are ``size`` x ``size``.
     Returns ``{"contents": [paths], "styles": [paths]}``.
     """
-    from tqdm.auto import tqdm
-
     out = Path(out_dir)
     content_names = list(CONTENT_NAMES if contents is None else contents)
     style_names = list(STYLE_NAMES if styles is None else styles)
@@ -757,7 +756,7 @@ def write_samples(
             raise ConfigError(f"unknown style {name!r}; choose from {', '.join(STYLE_NAMES)}")
     jobs = [("contents", n) for n in content_names] + [("styles", n) for n in style_names]
     written: dict[str, list[Path]] = {"contents": [], "styles": []}
-    bar = tqdm(jobs, desc="samples", unit="img", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(jobs, desc="samples", unit="img", enabled=progress)
     for kind, name in bar:
         bar.set_postfix_str(name)
         if kind == "contents":

@@ -21,9 +21,7 @@ without blending and with it, both measured in the same run.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -34,14 +32,14 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, MissingDependencyError, StyledistillError
+from .plumbing import atomic_path
+from .runtime import progress_bar
 
 __all__ = [
     "FlickerMeter",
     "TemporalBlender",
     "VideoError",
     "VideoReport",
-    "add_video_arguments",
-    "run_video",
     "stylize_video",
 ]
 
@@ -275,8 +273,6 @@ def stylize_video(
     Output: H.264 (libx264, else MPEG-4 part 2) at the input frame rate and size
     (an odd width/height loses its last pixel: yuv420p needs even sizes), audio kept.
     """
-    from .images import atomic_path
-
     av = _require_av()
     in_path, out_path = Path(in_path), Path(out_path)
     if batch_size < 1:
@@ -332,7 +328,9 @@ def stylize_video(
                 audio_mode, out_audio = _add_audio_stream(sink, in_audio, suffix)
 
                 meter_in, meter_raw, meter_out = FlickerMeter(), FlickerMeter(), FlickerMeter()
-                bar = _progress_bar(total, progress, in_path.name)
+                bar = progress_bar(
+                    total=total, unit="frame", desc=f"stylize {in_path.name}", enabled=progress
+                )
                 pending: list[np.ndarray] = []
                 written = 0
 
@@ -459,75 +457,3 @@ def _progress_bar(total: int | None, enabled: bool, name: str):
         dynamic_ncols=True,
         mininterval=0.5,
     )
-
-
-# --------------------------------------------------------------------------- CLI glue
-
-
-def add_video_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``styledistill stylize --video`` (the rest: --style, --out, --size...)."""
-    group = parser.add_argument_group("video")
-    group.add_argument(
-        "--video",
-        metavar="IN.mp4",
-        default=None,
-        help="stylize this video (with --style S.jpg --out OUT.mp4); fps and audio are kept",
-    )
-    group.add_argument(
-        "--flicker-blend",
-        metavar="ALPHA",
-        type=float,
-        default=0.0,
-        help="temporal blending in [0, 1) of each output frame with the previous one where the "
-        "input is still (0 = off; 0.5-0.8 reduces flicker without smearing motion)",
-    )
-    group.add_argument(
-        "--flicker-threshold",
-        type=float,
-        default=0.06,
-        help="input change (0-1, averaged over 16 px blocks) above which no blending happens",
-    )
-    group.add_argument("--crf", type=int, default=18, help="H.264 quality (lower = better, larger)")
-    if "--batch-size" not in parser._option_string_actions:
-        group.add_argument("--batch-size", type=int, default=8, help="video frames per model call")
-
-
-def run_video(args: argparse.Namespace, stylizer=None) -> int:
-    """Run ``stylize --video``: stylize the clip with one style, print the report.
-
-    ``stylizer``: an already configured Stylizer (device, precision, size); loaded
-    from ``args.checkpoint`` when None.
-    """
-    style = getattr(args, "style", None)
-    out = getattr(args, "out", None)
-    if isinstance(style, (list, tuple)):
-        if len(style) != 1:
-            raise ConfigError("--video takes exactly one --style image")
-        style = style[0]
-    if not style:
-        raise ConfigError("--video needs --style S.jpg")
-    if not out:
-        out = str(Path(args.video).with_name(Path(args.video).stem + "_stylized.mp4"))
-    if stylizer is None:
-        from .devices import resolve_device
-        from .student import Stylizer
-
-        size = getattr(args, "size", 512)
-        stylizer = Stylizer.from_pretrained(
-            args.checkpoint, device=resolve_device(getattr(args, "device", None)), size=size
-        )
-    report = stylize_video(
-        stylizer,
-        args.video,
-        style,
-        out,
-        batch_size=int(getattr(args, "batch_size", None) or 8),
-        flicker=float(args.flicker_blend),
-        flicker_threshold=float(args.flicker_threshold),
-        crf=int(args.crf),
-        progress=True,
-    )
-    print(report.summary())
-    if math.isnan(report.flicker_raw):
-        print("note: the input video does not change between frames; flicker is undefined")
-    return 0

@@ -1,13 +1,18 @@
-"""Small helpers shared by sub-commands (device choice, progress bars)."""
+"""argparse helpers shared by sub-commands; the rules behind them live in the library.
+
+``apply_threads``, ``progress`` and ``resolve_device`` are :mod:`styledistill.runtime`'s
+functions under the names sub-commands already use.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-from ..devices import resolve_device
+from ..runtime import progress_bar as progress
+from ..runtime import resolve_device
+from ..runtime import set_threads as apply_threads
 
 __all__ = [
     "add_device_argument",
@@ -36,29 +41,6 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
         help="torch CPU threads (default: torch's choice; on a shared or busy CPU, 1 per "
         "process is often fastest, as more threads wait on each other)",
     )
-
-
-def apply_threads(threads: int | None) -> None:
-    """Set torch's intra-op CPU threads from ``--threads`` (None: leave torch's choice)."""
-    if threads is None:
-        return
-    import torch
-
-    from ..errors import ConfigError
-
-    if threads < 1:
-        raise ConfigError(f"--threads {threads}: must be at least 1")
-    torch.set_num_threads(threads)
-
-
-def progress(iterable=None, **kwargs):
-    """A tqdm progress bar on stderr (rate and ETA included)."""
-    from tqdm.auto import tqdm
-
-    kwargs.setdefault("file", sys.stderr)
-    kwargs.setdefault("dynamic_ncols", True)
-    kwargs.setdefault("mininterval", 0.5)
-    return tqdm(iterable, **kwargs)
 
 
 def key_value_option(text: str) -> tuple[str, Any]:

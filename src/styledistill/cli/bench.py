@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import add_device_argument, add_threads_argument, apply_threads, key_value_option
+from ..runtime import resolve_device, set_threads
+from ._common import add_device_argument, add_threads_argument, key_value_option
 
 HELP = "measure latency, throughput and peak memory of student presets and a teacher, side by side"
 DESCRIPTION = """\
@@ -95,9 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..benchmark import BenchSettings, format_table, parse_int_list, run_benchmark, write_bench
     from ..errors import ConfigError
-    from ._common import resolve_device
 
-    apply_threads(args.threads)
+    set_threads(args.threads)
     if args.model and args.teacher != "styleid":
         raise ConfigError("--model applies to --teacher styleid only")
     if args.warmup < 0:

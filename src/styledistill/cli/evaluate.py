@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..evaluation import EvaluationSettings, evaluate
     from ..report import format_value
-    from ._common import resolve_device
+    from ..runtime import resolve_device
 
     if args.checkpoint is None and args.teacher is None:
         raise ConfigError("give --checkpoint (student) and/or --teacher")

@@ -54,8 +54,8 @@ def _load_stylizer(args: argparse.Namespace):
         from ..export import OnnxStylizer
 
         return OnnxStylizer(args.checkpoint, size=args.size)
+    from ..runtime import resolve_device
     from ..student import Stylizer
-    from ._common import resolve_device
 
     return Stylizer.from_pretrained(
         args.checkpoint, device=resolve_device(args.device), size=args.size

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from ._common import add_device_argument, progress, resolve_device
+from ..runtime import progress_bar, resolve_device
+from ._common import add_device_argument
 
 HELP = "stylize images or folders with a trained student checkpoint"
 DESCRIPTION = (
@@ -69,8 +71,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow pickle weight files (.bin/.pt), loaded with weights_only=True",
     )
-    from ..video import add_video_arguments
-
     add_video_arguments(parser)
 
 
@@ -80,8 +80,6 @@ def run(args: argparse.Namespace) -> int:
     if args.size < 0:
         raise ConfigError(f"--size {args.size} must be >= 0")
     if getattr(args, "video", None):
-        from ..video import run_video
-
         check_video_outputs(args)
         return run_video(args, stylizer=load_stylizer(args))
     if args.content is None:
@@ -98,6 +96,78 @@ def run(args: argparse.Namespace) -> int:
     stylizer = load_stylizer(args)
     code = stylizer.encode_style(args.style)
     return stylize_image(stylizer, code, content, args, target)
+
+
+def add_video_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``styledistill stylize --video`` (the rest: --style, --out, --size...)."""
+    group = parser.add_argument_group("video")
+    group.add_argument(
+        "--video",
+        metavar="IN.mp4",
+        default=None,
+        help="stylize this video (with --style S.jpg --out OUT.mp4); fps and audio are kept",
+    )
+    group.add_argument(
+        "--flicker-blend",
+        metavar="ALPHA",
+        type=float,
+        default=0.0,
+        help="temporal blending in [0, 1) of each output frame with the previous one where the "
+        "input is still (0 = off; 0.5-0.8 reduces flicker without smearing motion)",
+    )
+    group.add_argument(
+        "--flicker-threshold",
+        type=float,
+        default=0.06,
+        help="input change (0-1, averaged over 16 px blocks) above which no blending happens",
+    )
+    group.add_argument("--crf", type=int, default=18, help="H.264 quality (lower = better, larger)")
+    if "--batch-size" not in parser._option_string_actions:
+        group.add_argument("--batch-size", type=int, default=8, help="video frames per model call")
+
+
+def run_video(args: argparse.Namespace, stylizer=None) -> int:
+    """Run ``stylize --video``: stylize the clip with one style, print the report.
+
+    ``stylizer``: an already configured Stylizer (device, precision, size); loaded
+    from ``args.checkpoint`` when None.
+    """
+    from ..errors import ConfigError
+
+    style = getattr(args, "style", None)
+    out = getattr(args, "out", None)
+    if isinstance(style, (list, tuple)):
+        if len(style) != 1:
+            raise ConfigError("--video takes exactly one --style image")
+        style = style[0]
+    if not style:
+        raise ConfigError("--video needs --style S.jpg")
+    if not out:
+        out = str(Path(args.video).with_name(Path(args.video).stem + "_stylized.mp4"))
+    if stylizer is None:
+        from ..student import Stylizer
+
+        size = getattr(args, "size", 512)
+        stylizer = Stylizer.from_pretrained(
+            args.checkpoint, device=resolve_device(getattr(args, "device", None)), size=size
+        )
+    from ..video import stylize_video
+
+    report = stylize_video(
+        stylizer,
+        args.video,
+        style,
+        out,
+        batch_size=int(getattr(args, "batch_size", None) or 8),
+        flicker=float(args.flicker_blend),
+        flicker_threshold=float(args.flicker_threshold),
+        crf=int(args.crf),
+        progress=True,
+    )
+    print(report.summary())
+    if math.isnan(report.flicker_raw):
+        print("note: the input video does not change between frames; flicker is undefined")
+    return 0
 
 
 def _estimated_png_bytes(paths: list[Path]) -> int:
@@ -281,7 +351,7 @@ def stylize_folder(
     kept = set(plan.kept)
     todo = [path for path in plan.targets if path not in kept]
     done, skipped = 0, []
-    bar = progress(todo, desc="stylize", unit="img", disable=not todo)
+    bar = progress_bar(todo, desc="stylize", unit="img", enabled=bool(todo))
     for path in bar:
         target = plan.targets[path]
         try:

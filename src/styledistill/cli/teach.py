@@ -7,13 +7,8 @@ import os
 import sys
 from typing import Any
 
-from ._common import (
-    add_device_argument,
-    add_threads_argument,
-    apply_threads,
-    key_value_option,
-    resolve_device,
-)
+from ..runtime import resolve_device, set_threads
+from ._common import add_device_argument, add_threads_argument, key_value_option
 
 HELP = "make a paired dataset: a teacher stylizes content x style images (sharded, resumable)"
 DESCRIPTION = """\
@@ -323,7 +318,7 @@ def run(args: argparse.Namespace) -> int:
     from ..dataset.writer import shard_from_env, teach
 
     _check_flags(args)
-    apply_threads(args.threads)
+    set_threads(args.threads)
     num_shards, shard_index = shard_from_env(args.num_shards, args.shard_index)
     # Check the folders and the plan before loading gigabytes of weights.
     plan = make_plan(

@@ -24,14 +24,9 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError, StyledistillError
-from ..images import (
-    MIN_IMAGE_SIDE,
-    ImageError,
-    atomic_path,
-    center_crop_resize,
-    load_image,
-    save_image,
-)
+from ..images import MIN_IMAGE_SIDE, ImageError, center_crop_resize, load_image, save_image
+from ..plumbing import atomic_path
+from ..runtime import progress_bar
 from ..teachers.base import Teacher
 from .plan import Pair, PairPlan, input_id, make_plan, shard_name
 from .reader import (
@@ -457,8 +452,6 @@ def teach(
     ``plan`` (from :func:`make_plan` with the same arguments) saves listing the folders
     again when the caller already checked them.
     """
-    from ..cli._common import progress
-
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
@@ -522,7 +515,9 @@ def teach(
             f"{name}: {len(shard_pairs)} of {len(plan)} planned pairs, {already_done} already done",
             file=sys.stderr,
         )
-    bar = progress(total=len(todo), unit="pair", desc=name, disable=not show_progress or not todo)
+    bar = progress_bar(
+        total=len(todo), unit="pair", desc=name, enabled=show_progress and bool(todo)
+    )
 
     def write_or_stop(action: Callable[[], Any], path: Path) -> Any:
         try:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError
+from ..plumbing import first_line
 from .weights import WEIGHTS, load_state_dict_file
 
 __all__ = ["VGG19Relu31", "cfsd_pair", "load_vgg19_relu31", "self_similarity_kl"]
@@ -63,7 +64,7 @@ class VGG19Relu31(nn.Module):
             self.features.load_state_dict(sub, strict=True)
         except RuntimeError as exc:
             raise CheckpointError(
-                f"{source}: VGG19 weights do not fit ({exc})".splitlines()[0]
+                f"{source}: VGG19 weights do not fit ({first_line(exc)})"
             ) from None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, ConfigError
+from ..plumbing import first_line
 
 __all__ = [
     "WEIGHTS",
@@ -82,8 +83,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated or pickled with code
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot read weights ({reason})") from None
+        raise CheckpointError(f"{path}: cannot read weights ({first_line(exc)})") from None
     if (
         isinstance(state, Mapping)
         and "state_dict" in state

@@ -56,6 +56,8 @@ import torch
 
 from ..errors import CheckpointError, ConfigError, MissingDependencyError
 from ..images import center_crop_resize, load_image, to_pil, to_tensor
+from ..plumbing import atomic_path, one_line
+from ..runtime import progress_bar
 from ._styleid_attention import (
     DEFAULT_LAYERS,
     InjectionState,
@@ -199,13 +201,8 @@ class StyleFeatures:
             "info": json.dumps(self.info, sort_keys=True),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         return path
 
     @classmethod
@@ -588,9 +585,7 @@ class StyleIDTeacher:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     def _bar(self, total: int, desc: str):
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=desc, leave=False, disable=not self.progress, unit="step")
+        return progress_bar(total=total, desc=desc, leave=False, enabled=self.progress, unit="step")
 
     # ------------------------------------------------------------------ stages
 
@@ -1094,7 +1089,7 @@ def _empty_prompt_embedding(text_encoder: torch.nn.Module, tokenizer: Any) -> to
 
 
 def _load_error(source: str, subfolder: str, is_folder: bool, exc: Exception) -> str:
-    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+    reason = one_line(exc, limit=300)
     if is_folder:
         return f"{source}: cannot load the {subfolder} of this diffusers folder ({reason})"
     if not _in_hub_cache(source, f"{subfolder}/config.json") and subfolder != "tokenizer":
@@ -1234,7 +1229,7 @@ def _checkpoint_shapes(path: Path) -> dict[str, torch.Tensor]:
                 }
         state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except Exception as exc:  # corrupt file, pickled objects weights_only refuses, ...
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        reason = one_line(exc, limit=200)
         raise CheckpointError(f"{path}: cannot read this checkpoint ({reason})") from None
     while isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
@@ -1295,7 +1290,7 @@ def _config_folder(config: str | os.PathLike, local_files_only: bool, what: str)
             local_files_only=local_files_only,
         )
     except Exception as exc:
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        reason = one_line(exc, limit=200)
         offline = " and not in the Hugging Face cache" if local_files_only else ""
         raise CheckpointError(
             f"{what}: the diffusers configs of {config} are needed{offline} ({reason}); pass "
@@ -1341,7 +1336,7 @@ def _load_single_file(
             requires_safety_checker=False,
         )
     except Exception as exc:  # conversion errors of many types; report one line
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        reason = one_line(exc, limit=300)
         raise CheckpointError(
             f"{source}: cannot build a {_SINGLE_FILE_FAMILIES[model_type]} model from this "
             f"file ({reason})"

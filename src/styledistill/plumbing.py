@@ -1,0 +1,84 @@
+"""Torch-free plumbing every layer may stand on: atomic writes, file modes, one-line errors.
+
+It imports only the standard library (and :mod:`styledistill.errors`), so the torch
+library, the numpy-only ONNX runner and the CLI share one copy of each rule
+(docs/architecture.md, "Invariants").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["UMASK", "atomic_path", "first_line", "make_shareable", "one_line", "shareable_mode"]
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: The process umask, read once at import: os.umask() is process-wide, so probing it
+#: later would race with other threads.
+UMASK = _read_umask()
+
+
+def shareable_mode(*, directory: bool = False) -> int:
+    """The mode ``open()`` (0666) or ``mkdir()`` (0777) would give, minus the umask."""
+    return (0o777 if directory else 0o666) & ~UMASK
+
+
+def make_shareable(path: str | os.PathLike, *, directory: bool = False) -> None:
+    """Undo the private mode of ``mkstemp`` (0600) / ``mkdtemp`` (0700).
+
+    Atomic writers create their temp file privately; without this the final file
+    (dataset.json, an ONNX model, a video, a checkpoint folder) is unreadable to others.
+    """
+    os.chmod(path, shareable_mode(directory=directory))
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temp file beside ``path`` to write to; renamed onto ``path`` when the block ends.
+
+    The one atomic-write mechanism of the project: a crash, a full disk or an exception
+    never leaves a half-written file under ``path`` (the temp file is removed), and the
+    final file gets ``open()``'s mode, not mkstemp's private 0600. ``suffix`` matters to
+    writers that pick a format from it (video containers, ONNX tools).
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        make_shareable(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line for a user-facing message: its first non-empty line.
+
+    Library errors (safetensors, onnxruntime, PIL) often carry multi-line dumps; the
+    CLI prints one line per error. Falls back to the exception's type name.
+    """
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__
+
+
+def one_line(exc: BaseException, *, limit: int = 300) -> str:
+    """The whole message folded onto one line, cut at ``limit`` characters.
+
+    For errors whose first line alone says nothing (Hugging Face loaders put the
+    reason after a generic header); :func:`first_line` is the default.
+    """
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__
