@@ -205,27 +205,24 @@ def _student_subjects(
 def _teacher_subject(settings: BenchSettings, device: torch.device) -> _Subject | None:
     if settings.teacher in (None, "none"):
         return None
-    from .teachers import get_teacher_class
+    from .teachers import create_teacher, get_teacher_spec
 
-    cls = get_teacher_class(settings.teacher)
-    sizes = list(settings.teacher_sizes or settings.sizes)
     name = settings.teacher
+    spec = get_teacher_spec(name)
+    sizes = list(settings.teacher_sizes or settings.sizes)
     info: dict[str, Any] = {"teacher": name}
-
-    def build(size: int) -> Any:
-        options = {**settings.teacher_options, "size": size}
-        try:
-            if name == "texture":
-                return cls(**options)
-            options.setdefault("progress", False)
-            model = settings.teacher_model or "CompVis/stable-diffusion-v1-4"
-            info["model"] = model
-            return cls.from_pretrained(model, device=device, **options)
-        except TypeError as exc:
-            raise ConfigError(f"{name} teacher: {exc}") from None
+    options = dict(settings.teacher_options)
+    if spec.needs_weights:
+        options.setdefault("progress", False)
+        info["model"] = settings.teacher_model or spec.default_model
 
     def make(size: int) -> Callable[[torch.Tensor, torch.Tensor], Any]:
-        teacher = build(size)
+        teacher = create_teacher(
+            name,
+            model=settings.teacher_model,
+            device=device,
+            **{**options, "size": size},
+        )
         info.setdefault("config", teacher.config())
 
         def fn(contents: torch.Tensor, style: torch.Tensor) -> Any:
@@ -245,7 +242,7 @@ def _teacher_subject(settings: BenchSettings, device: torch.device) -> _Subject 
         list(settings.teacher_batch_sizes),
         settings.teacher_repeats,
         settings.teacher_warmup,
-        memory_device=torch.device("cpu") if name == "texture" else device,
+        memory_device=device if spec.needs_weights else torch.device("cpu"),
     )
 
 

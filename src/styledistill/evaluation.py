@@ -200,22 +200,23 @@ def _build_teacher(settings: EvaluationSettings, device: torch.device) -> Any:
     teacher = settings.teacher
     if not isinstance(teacher, str):
         return teacher
-    from .teachers import get_teacher_class
+    from .teachers import create_teacher, get_teacher_spec
 
-    cls = get_teacher_class(teacher)
     options = dict(settings.teacher_options)
     options.setdefault("size", settings.size)
-    try:
-        if teacher == "texture":
-            if settings.teacher_model:
-                raise ConfigError("--model applies to --teacher styleid only")
-            return cls(**options)
-        options.setdefault("progress", False)
+    if get_teacher_spec(teacher).needs_weights:
+        options.setdefault("progress", False)  # the evaluation's bar is enough
         options.setdefault("batch_size", settings.batch_size)
-        model = settings.teacher_model or "CompVis/stable-diffusion-v1-4"
-        return cls.from_pretrained(model, device=device, **options)
-    except TypeError as exc:
-        raise ConfigError(f"{teacher} teacher: {exc}") from None
+    return create_teacher(teacher, model=settings.teacher_model or None, device=device, **options)
+
+
+def _no_weights(name: str) -> str:
+    """ " (no weights)" for a registered weight-free teacher, else nothing."""
+    from .teachers import get_teacher_spec, list_teachers
+
+    if name in list_teachers() and not get_teacher_spec(name).needs_weights:
+        return " (no weights)"
+    return ""
 
 
 def _teacher_method(teacher: Any, batch_size: int) -> _Method:
@@ -228,9 +229,7 @@ def _teacher_method(teacher: Any, batch_size: int) -> _Method:
         "model_info": _jsonable(teacher.model_info()),
     }
     model_id = info["model_info"].get("model_id") if isinstance(info["model_info"], dict) else None
-    description = f"{name} teacher" + (
-        f" on {model_id}" if model_id else " (no weights)" if name == "texture" else ""
-    )
+    description = f"{name} teacher" + (f" on {model_id}" if model_id else _no_weights(name))
 
     def run(contents: torch.Tensor, prepared: Any) -> torch.Tensor:
         return teacher.stylize(list(contents), [prepared] * len(contents), batch_size=batch_size)

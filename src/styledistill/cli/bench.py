@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..runtime import resolve_device, set_threads
+from ..teachers.registry import DEFAULT_STYLEID_MODEL, check_teacher_model, list_teachers
 from ._common import add_device_argument, add_threads_argument, key_value_option
 
 HELP = "measure latency, throughput and peak memory of student presets and a teacher, side by side"
@@ -52,10 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--teacher",
         default="texture",
-        choices=("texture", "styleid", "none"),
+        choices=[*list_teachers(), "none"],
         help="teacher timed in the same run",
     )
-    parser.add_argument("--model", help="Stable Diffusion hub id or folder for --teacher styleid")
+    parser.add_argument(
+        "--model",
+        help=f"Stable Diffusion hub id or folder for --teacher styleid "
+        f"(default: {DEFAULT_STYLEID_MODEL})",
+    )
     parser.add_argument(
         "--preset-option",
         type=key_value_option,
@@ -98,8 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
 
     set_threads(args.threads)
-    if args.model and args.teacher != "styleid":
-        raise ConfigError("--model applies to --teacher styleid only")
+    check_teacher_model(None if args.teacher == "none" else args.teacher, args.model)
     if args.warmup < 0:
         raise ConfigError(f"--warmup {args.warmup}: must be >= 0")
     if args.out is not None:  # before the timing run, not after it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..teachers.registry import DEFAULT_STYLEID_MODEL, check_teacher_model, list_teachers
 from ._common import add_device_argument, key_value_option
 
 HELP = (
@@ -59,13 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--checkpoint", type=Path, help="student folder (from train / save_pretrained)"
     )
-    what.add_argument(
-        "--teacher", choices=("texture", "styleid"), help="teacher to run on the same pairs"
-    )
+    what.add_argument("--teacher", choices=list_teachers(), help="teacher to run on the same pairs")
     what.add_argument(
         "--model",
-        help="Stable Diffusion hub id or folder for --teacher styleid "
-        "(default: CompVis/stable-diffusion-v1-4)",
+        help=f"Stable Diffusion hub id or folder for --teacher styleid "
+        f"(default: {DEFAULT_STYLEID_MODEL})",
     )
     what.add_argument(
         "--teacher-option",
@@ -157,8 +156,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.checkpoint is None and args.teacher is None:
         raise ConfigError("give --checkpoint (student) and/or --teacher")
-    if args.model and args.teacher != "styleid":
-        raise ConfigError("--model applies to --teacher styleid only")
+    check_teacher_model(args.teacher, args.model)
     check_outputs(args)
     settings = EvaluationSettings(
         contents=args.contents,

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ..runtime import resolve_device, set_threads
+from ..teachers.registry import DEFAULT_STYLEID_MODEL, get_teacher_spec, list_teachers
 from ._common import add_device_argument, add_threads_argument, key_value_option
 
 HELP = "make a paired dataset: a teacher stylizes content x style images (sharded, resumable)"
@@ -59,6 +60,10 @@ TEXTURE_SETTINGS = {
     "noise_sigma": "noise_sigma",
     "style_rotations": "style_rotations",
 }
+#: Each teacher's settings flags (the rest of a teacher's settings: --teacher-option).
+TEACHER_FLAGS = {"styleid": STYLEID_SETTINGS, "texture": TEXTURE_SETTINGS}
+#: Flags of teachers that load weights (switches and loading options).
+WEIGHTS_FLAGS = ("no_adain", "no_inject", "clean_schedule", "model", "revision", "dtype")
 
 
 def _csv(kind):
@@ -75,9 +80,7 @@ def _csv(kind):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     io = parser.add_argument_group("inputs and output")
-    io.add_argument(
-        "--teacher", choices=("styleid", "texture"), required=True, help="which teacher"
-    )
+    io.add_argument("--teacher", choices=list_teachers(), required=True, help="which teacher")
     io.add_argument(
         "--contents",
         required=True,
@@ -131,7 +134,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     run = parser.add_argument_group("running")
     run.add_argument(
-        "--size", type=int, help="teacher resolution (default: 512 for styleid, 256 for texture)"
+        "--size",
+        type=int,
+        help="teacher resolution (default: "
+        + ", ".join(f"{get_teacher_spec(n).default_size} for {n}" for n in list_teachers())
+        + ")",
     )
     run.add_argument(
         "--batch-size",
@@ -168,7 +175,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="ID_OR_PATH",
         help="Stable Diffusion 1.x/2.x hub id, diffusers folder or local .ckpt/.safetensors file "
-        "(with --teacher-option config=DIFFUSERS_FOLDER; default: CompVis/stable-diffusion-v1-4)",
+        f"(with --teacher-option config=DIFFUSERS_FOLDER; default: {DEFAULT_STYLEID_MODEL})",
     )
     sid.add_argument(
         "--revision", default=None, help="hub revision (branch, tag or commit) of --model"
@@ -248,35 +255,28 @@ def _settings(args: argparse.Namespace, table: dict[str, str]) -> dict[str, Any]
 
 
 def _check_flags(args: argparse.Namespace) -> None:
+    """Refuse flags of another teacher instead of silently ignoring them."""
     from ..errors import ConfigError
 
-    other = TEXTURE_SETTINGS if args.teacher == "styleid" else STYLEID_SETTINGS
-    flags = [dest for dest in other if getattr(args, dest) is not None]
-    if args.teacher == "texture":
-        flags += [d for d in ("no_adain", "no_inject", "clean_schedule") if getattr(args, d)]
-        flags += [d for d in ("model", "revision", "dtype") if getattr(args, d) is not None]
+    flags = [
+        dest
+        for name, table in TEACHER_FLAGS.items()
+        if name != args.teacher
+        for dest in table
+        if getattr(args, dest) is not None
+    ]
+    if not get_teacher_spec(args.teacher).needs_weights:
+        flags += [d for d in WEIGHTS_FLAGS if getattr(args, d) not in (None, False)]
     if flags:
         names = ", ".join("--" + f.replace("_", "-") for f in flags)
         raise ConfigError(f"{names}: not a setting of --teacher {args.teacher}")
 
 
-def build_teacher(args: argparse.Namespace, device: Any) -> Any:
-    """The teacher the flags ask for (StyleID weights load here)."""
-    from ..errors import ConfigError
-    from ..teachers import get_teacher_class
-
-    cls = get_teacher_class(args.teacher)
-    if args.teacher == "texture":
-        settings = _settings(args, TEXTURE_SETTINGS)  # the teacher fits finest sizes itself
-        try:
-            return cls(**settings)
-        except TypeError as exc:
-            raise ConfigError(f"texture teacher: {exc}") from None
+def _weights_settings(args: argparse.Namespace, device: Any) -> dict[str, Any]:
+    """StyleID's switches, dtype and revision, as ``from_pretrained`` arguments."""
     import torch
 
-    settings = _settings(args, STYLEID_SETTINGS)
-    settings.setdefault("progress", False)  # the dataset bar is enough
-    settings.setdefault("batch_size", args.batch_size)
+    settings: dict[str, Any] = {"progress": False, "batch_size": args.batch_size}  # one bar
     if args.no_adain:
         settings["adain_init"] = False
     if args.no_inject:
@@ -284,14 +284,24 @@ def build_teacher(args: argparse.Namespace, device: Any) -> Any:
     if args.clean_schedule:
         settings["official_schedule"] = False
     dtype_name = args.dtype or ("fp16" if device.type == "cuda" else "fp32")
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype_name]
-    model = args.model or "CompVis/stable-diffusion-v1-4"
-    try:
-        return cls.from_pretrained(
-            model, device=device, dtype=dtype, revision=args.revision, **settings
-        )
-    except TypeError as exc:
-        raise ConfigError(f"styleid teacher: {exc}") from None
+    settings["dtype"] = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[
+        dtype_name
+    ]
+    settings["revision"] = args.revision
+    return settings
+
+
+def build_teacher(args: argparse.Namespace, device: Any) -> Any:
+    """The teacher the flags ask for (StyleID weights load here).
+
+    The texture teacher fits its finest patch sizes to ``--size`` itself.
+    """
+    from ..teachers import create_teacher
+
+    settings = _settings(args, TEACHER_FLAGS[args.teacher])
+    if get_teacher_spec(args.teacher).needs_weights:
+        settings = {**_weights_settings(args, device), **settings}
+    return create_teacher(args.teacher, model=args.model, device=device, **settings)
 
 
 def check_outputs(args: argparse.Namespace, planned: int, num_shards: int) -> None:
@@ -307,7 +317,7 @@ def check_outputs(args: argparse.Namespace, planned: int, num_shards: int) -> No
         with open(manifest, "rb") as fh:
             done += sum(1 for _ in fh)
     left = max(0, planned - done) // num_shards + 1
-    size = args.size or (512 if args.teacher == "styleid" else 256)
+    size = args.size or get_teacher_spec(args.teacher).default_size
     check_output_folder(args.out, "--out", need_bytes=left * size * size * 3)
     if getattr(args, "style_cache", None):
         check_output_folder(args.style_cache, "--style-cache")

@@ -1,7 +1,8 @@
 """Teachers: models that turn (content, style) into a stylized image for the dataset.
 
 ``StyleIDTeacher`` (diffusion, needs Stable Diffusion weights) and ``TextureTeacher``
-(weight-free texture synthesis, the offline default). Imports are lazy so the
+(weight-free texture synthesis, the offline default). Build one by name with
+:func:`create_teacher`; :func:`list_teachers` gives the names. Imports are lazy so the
 texture teacher works without diffusers installed.
 """
 
@@ -9,15 +10,37 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import Teacher
+from .registry import (
+    DEFAULT_STYLEID_MODEL,
+    TeacherSpec,
+    check_teacher_model,
+    create_teacher,
+    get_teacher_spec,
+    list_teachers,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .base import Teacher
     from .styleid import StyleFeatures, StyleIDTeacher
     from .texture import TextureTeacher
 
-__all__ = ["StyleFeatures", "StyleIDTeacher", "Teacher", "TextureTeacher", "get_teacher_class"]
+__all__ = [
+    "DEFAULT_STYLEID_MODEL",
+    "StyleFeatures",
+    "StyleIDTeacher",
+    "Teacher",
+    "TeacherSpec",
+    "TextureTeacher",
+    "check_teacher_model",
+    "create_teacher",
+    "get_teacher_class",
+    "get_teacher_spec",
+    "list_teachers",
+]
 
+# torch and diffusers load on first use, so the CLI can list teachers cheaply.
 _LAZY = {
+    "Teacher": ".base",
     "StyleIDTeacher": ".styleid",
     "StyleFeatures": ".styleid",
     "TextureTeacher": ".texture",
@@ -34,10 +57,5 @@ def __getattr__(name: str) -> Any:
 
 
 def get_teacher_class(name: str) -> type:
-    """Teacher class by CLI name: ``styleid`` or ``texture``."""
-    table = {"styleid": "StyleIDTeacher", "texture": "TextureTeacher"}
-    if name not in table:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"unknown teacher {name!r}; choose from {', '.join(table)}")
-    return __getattr__(table[name])
+    """Teacher class by registry name (see :func:`list_teachers`)."""
+    return get_teacher_spec(name).teacher_class()

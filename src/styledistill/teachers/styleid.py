@@ -64,6 +64,7 @@ from ._styleid_attention import (
     default_injection_layers,
     install_injection,
 )
+from .registry import DEFAULT_STYLEID_MODEL
 
 __all__ = [
     "DEFAULT_LAYERS",
@@ -74,8 +75,8 @@ __all__ = [
     "weights_fingerprint",
 ]
 
-#: The checkpoint of the paper.
-DEFAULT_MODEL = "CompVis/stable-diffusion-v1-4"
+#: The checkpoint of the paper (the registry's constant, under this module's old name).
+DEFAULT_MODEL = DEFAULT_STYLEID_MODEL
 #: Version tag written into saved style features; bump when the layout changes.
 FEATURES_FORMAT = "styledistill.StyleFeatures/1"
 #: ``"official"``: float32 weights, encode, prompt embedding and inversion, fp16-autocast
