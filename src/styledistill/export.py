@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .decode import DEFAULT_MAX_PIXELS, MIN_IMAGE_SIDE, decode_image
 from .errors import CheckpointError, ConfigError, MissingDependencyError, StyledistillError
 from .plumbing import atomic_path, first_line
 
@@ -50,10 +51,10 @@ __all__ = [
 ]
 
 DEFAULT_OPSET = 17
-#: Largest image :func:`load_rgb` decodes (width x height); same as ``images.DEFAULT_MAX_PIXELS``.
-MAX_PIXELS = 64_000_000
-#: Smallest side accepted, as the PyTorch path (styledistill.images.MIN_IMAGE_SIDE).
-MIN_SIDE = 16
+#: Largest image :func:`load_rgb` decodes (width x height), as the PyTorch path.
+MAX_PIXELS = DEFAULT_MAX_PIXELS
+#: Smallest side :func:`load_rgb` accepts, as the PyTorch path.
+MIN_SIDE = MIN_IMAGE_SIDE
 
 #: Largest accepted onnxruntime-vs-PyTorch difference (fp32, images in [0, 1]).
 FP32_TOLERANCE = 1e-3
@@ -536,104 +537,11 @@ def load_rgb(
 ) -> np.ndarray:
     """A path, bytes, PIL image or array -> float32 ``[3,H,W]`` in [0,1] (numpy/PIL only).
 
-    Arrays are ``HxW``, ``HxWx3``/``HxWx4`` (uint8, or float in [0,1]) or ``[3,H,W]``.
-    EXIF rotation is applied, alpha is composited on white and 16-bit images keep
-    their range. Files over ``max_pixels`` are refused from the header, before
-    decoding (a decompression bomb never reaches memory); images with a side under
-    ``min_side`` are refused too. Messages match :func:`styledistill.images.load_image`.
+    The PyTorch path's decoder (:func:`styledistill.decode.decode_image`): same rules
+    for 16-bit, EXIF, alpha, CMYK, pixel limits and empty files, same
+    :class:`~styledistill.decode.ImageError` and words.
     """
-    chw = _load_rgb(source, max_pixels)
-    height, width = chw.shape[-2:]
-    if min(width, height) < min_side:
-        name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "image"
-        raise StyledistillError(
-            f"{name}: image is {width}x{height}, smaller than the minimum {min_side}x{min_side}"
-        )
-    return chw
-
-
-def _load_rgb(source: Any, max_pixels: int | None) -> np.ndarray:
-    import io
-
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
-    if isinstance(source, np.ndarray):
-        return _array_to_chw(source)
-    if isinstance(source, (bytes, bytearray)):
-        if not source:
-            raise StyledistillError("image: empty data (0 bytes)")
-        source = io.BytesIO(bytes(source))
-    if name is not None:
-        if os.path.isdir(name):
-            raise StyledistillError(f"{name}: is a directory, not an image file")
-        if os.path.isfile(name) and os.path.getsize(name) == 0:
-            raise StyledistillError(f"{name}: empty file (0 bytes)")
-    if not isinstance(source, Image.Image):
-        try:
-            with Image.open(source) as opened:
-                width, height = opened.size
-                if max_pixels is not None and width * height > max_pixels:
-                    raise StyledistillError(
-                        f"{name or 'image'}: image is {width}x{height} = {width * height:,} "
-                        f"pixels, over the limit of {max_pixels:,}"
-                    )
-                opened.load()
-                image = opened.copy()
-        except FileNotFoundError:
-            raise StyledistillError(f"{name}: no such file") from None
-        except Image.DecompressionBombError as exc:
-            raise StyledistillError(f"{name or 'image'}: image too large ({exc})") from None
-        except UnidentifiedImageError:
-            raise StyledistillError(
-                f"{name or 'image'}: not an image (unrecognized file format)"
-            ) from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            reason = str(exc) or type(exc).__name__
-            raise StyledistillError(
-                f"{name or 'image'}: truncated or corrupt image data ({reason})"
-            ) from None
-    else:
-        image = source
-    try:
-        image = ImageOps.exif_transpose(image)
-    except Exception:  # a broken EXIF block should not make a good picture unusable
-        pass
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        # convert("RGB") would clip these at 255: scale the real range instead
-        gray = np.asarray(image).astype(np.float32)
-        if image.mode == "F":
-            scale = 1.0 if gray.max(initial=0.0) <= 1.0 else 255.0
-        elif image.mode == "I" and gray.max(initial=0) <= 255:
-            scale = 255.0
-        else:
-            scale = 65535.0
-        gray = np.clip(gray / scale, 0.0, 1.0)
-        return np.ascontiguousarray(np.repeat(gray[None], 3, axis=0))
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return np.ascontiguousarray(array.transpose(2, 0, 1))
-
-
-def _array_to_chw(array: np.ndarray) -> np.ndarray:
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3:
-        raise StyledistillError(f"array of shape {array.shape} is not an image")
-    if array.shape[0] in (3, 4) and array.shape[2] not in (3, 4):
-        array = array.transpose(1, 2, 0)
-    data = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
-    if data.shape[2] == 4:
-        alpha = data[:, :, 3:4]
-        data = data[:, :, :3] * alpha + (1.0 - alpha)
-    if data.shape[2] != 3:
-        raise StyledistillError(f"array has {data.shape[2]} channels; expected 3 or 4")
-    if not np.isfinite(data).all() or data.min() < -1e-3 or data.max() > 1.0 + 1e-3:
-        raise StyledistillError("float image array must hold finite values in [0, 1]")
-    return np.ascontiguousarray(np.clip(data, 0.0, 1.0).transpose(2, 0, 1))
+    return decode_image(source, max_pixels=max_pixels, min_side=min_side)
 
 
 @dataclass

@@ -1,16 +1,14 @@
-"""Image I/O for the whole project: load, validate, resize/pad, save atomically, grids.
+"""Image I/O for the torch side of the project: load, resize/pad, save atomically, grids.
 
 Every image inside styledistill is a float32 tensor ``[3, H, W]`` (or ``[B, 3, H, W]``)
-in ``[0, 1]``, RGB. This module is the only place that turns files into such tensors,
-so every command handles odd files (CMYK, 16-bit, EXIF rotation, alpha, corrupt data)
-the same way and fails with the same one-line messages.
+in ``[0, 1]``, RGB. Files are decoded by :mod:`styledistill.decode` (shared with the
+torch-free ONNX runner), so every command handles odd files (CMYK, 16-bit, EXIF
+rotation, alpha, corrupt data) the same way and fails with the same one-line messages.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +17,16 @@ from typing import Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFile, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont
 
-from .errors import StyledistillError
+from .decode import (
+    DEFAULT_MAX_PIXELS,
+    MIN_IMAGE_SIDE,
+    ImageError,
+    check_size,
+    decode_image,
+    describe,
+)
 
 # Re-exported for callers that import them from here (train.py, student/sttr.py, tests).
 from .plumbing import UMASK as _UMASK  # noqa: F401
@@ -47,12 +52,6 @@ __all__ = [
     "unfit",
 ]
 
-#: Largest image accepted by default (~64 megapixels, e.g. 8000x8000). Larger files are
-#: refused before decoding so a decompression bomb cannot exhaust memory.
-DEFAULT_MAX_PIXELS = 64_000_000
-#: Smallest side accepted by default. Below 16 px there is no texture or structure to
-#: transfer, and every model in the project downsamples by at least 8.
-MIN_IMAGE_SIDE = 16
 #: File endings treated as images when listing folders.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -68,28 +67,10 @@ _SAVE_FORMATS = {
     ".tiff": "TIFF",
 }
 
-# Pillow's own bomb check fires only far above our limit; ours runs first and says more.
-Image.MAX_IMAGE_PIXELS = None
-ImageFile.LOAD_TRUNCATED_IMAGES = False
-
-
-class ImageError(StyledistillError, ValueError):
-    """Not a usable image. The message names the source and the reason, on one line."""
-
-    def __init__(self, source: object, reason: str) -> None:
-        self.source = None if source is None else str(source)
-        self.reason = reason
-        where = f"{self.source}: " if self.source else ""
-        super().__init__(f"{where}{reason}".replace("\n", " "))
+# Pillow's settings (bomb limit, truncated files) are set once, in styledistill.decode.
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def _describe(source: object) -> str | None:
-    if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source)
-    return getattr(source, "filename", None) or None
 
 
 def load_image(
@@ -103,145 +84,15 @@ def load_image(
     ``source`` may be a path, encoded bytes, a PIL image, a numpy array (``HxW``,
     ``HxWxC`` with C in 1/3/4; uint8, uint16 or float in [0, 1]) or a tensor
     (``[3,H,W]``/``[1,3,H,W]`` in [0, 1]). EXIF orientation is applied, alpha is
-    composited on white, CMYK/palette/16-bit are converted. Raises :class:`ImageError`.
+    composited on white, CMYK/palette/16-bit are converted, by the same decoder as the
+    ONNX runner (:func:`styledistill.decode.decode_image`). Raises :class:`ImageError`.
     """
-    name = _describe(source)
     if isinstance(source, torch.Tensor):
+        name = describe(source)
         tensor = _tensor_from_tensor(source, name)
-    elif isinstance(source, np.ndarray):
-        tensor = _tensor_from_array(source, name)
-    elif isinstance(source, Image.Image):
-        _check_size(source.size, name, max_pixels, min_side)
-        try:
-            return _tensor_from_pil(source, name)
-        except (OSError, SyntaxError, EOFError) as exc:  # a lazily opened, corrupt file
-            reason = str(exc) or type(exc).__name__
-            raise ImageError(name, f"truncated or corrupt image data ({reason})") from None
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        if len(source) == 0:
-            raise ImageError(name, "empty data (0 bytes)")
-        return _decode(io.BytesIO(bytes(source)), name, max_pixels, min_side)
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise ImageError(name, "no such file")
-        if path.is_dir():
-            raise ImageError(name, "is a directory, not an image file")
-        try:
-            size = path.stat().st_size
-            if size == 0:
-                raise ImageError(name, "empty file (0 bytes)")
-            with open(path, "rb") as fh:
-                return _decode(fh, name, max_pixels, min_side)
-        except PermissionError as exc:
-            raise ImageError(name, f"cannot read file ({exc.strerror})") from None
-    else:
-        raise ImageError(name, f"unsupported image source type {type(source).__name__}")
-    _check_size((tensor.shape[-1], tensor.shape[-2]), name, max_pixels, min_side)
-    return tensor
-
-
-def _check_size(
-    size: tuple[int, int], name: str | None, max_pixels: int | None, min_side: int
-) -> None:
-    width, height = size
-    if max_pixels is not None and width * height > max_pixels:
-        raise ImageError(
-            name,
-            f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (max_pixels)",
-        )
-    if min(width, height) < min_side:
-        raise ImageError(
-            name, f"image is {width}x{height}, smaller than the minimum {min_side}x{min_side}"
-        )
-
-
-def _decode(fh, name: str | None, max_pixels: int | None, min_side: int) -> torch.Tensor:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(fh)
-            _check_size(image.size, name, max_pixels, min_side)
-            image.load()
-    except ImageError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageError(name, "not an image (unrecognized file format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(name, f"image too large to decode safely ({exc})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise ImageError(name, f"truncated or corrupt image data ({reason})") from None
-    return _tensor_from_pil(image, name)
-
-
-def _tensor_from_pil(image: Image.Image, name: str | None) -> torch.Tensor:
-    try:
-        image = ImageOps.exif_transpose(image)
-    except Exception:  # a broken EXIF block should not make a good picture unusable
-        pass
-    mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        array = np.asarray(image).astype(np.float32)
-        if mode == "F":
-            scale = 1.0 if array.max(initial=0.0) <= 1.0 else 255.0
-        elif mode == "I" and array.max(initial=0) <= 255:
-            scale = 255.0
-        else:
-            scale = 65535.0
-        gray = np.clip(array / scale, 0.0, 1.0)
-        return torch.from_numpy(np.ascontiguousarray(gray)).unsqueeze(0).repeat(3, 1, 1)
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    elif mode == "PA":
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    if image.mode != "RGB":
-        try:
-            image = image.convert("RGB")
-        except (ValueError, OSError) as exc:
-            raise ImageError(name, f"cannot convert mode {mode} to RGB ({exc})") from None
-    array = np.asarray(image, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
-
-
-def _tensor_from_array(array: np.ndarray, name: str | None) -> torch.Tensor:
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3:
-        raise ImageError(name, f"array of shape {array.shape} is not an image (HxW or HxWxC)")
-    if array.shape[2] not in (1, 3, 4) and array.shape[0] in (1, 3, 4):
-        array = np.moveaxis(array, 0, -1)
-    channels = array.shape[2]
-    if channels not in (1, 3, 4):
-        raise ImageError(name, f"array has {channels} channels; expected 1, 3 or 4")
-    if array.dtype == np.uint8:
-        data = array.astype(np.float32) / 255.0
-    elif array.dtype == np.uint16:
-        data = array.astype(np.float32) / 65535.0
-    elif array.dtype == np.bool_:
-        data = array.astype(np.float32)
-    elif np.issubdtype(array.dtype, np.floating):
-        data = array.astype(np.float32)
-        if not np.isfinite(data).all():
-            raise ImageError(name, "array contains NaN or infinite values")
-        if data.min() < -1e-3 or data.max() > 1.0 + 1e-3:
-            raise ImageError(
-                name, f"float array values span [{data.min():.3g}, {data.max():.3g}], not [0, 1]"
-            )
-        data = np.clip(data, 0.0, 1.0)
-    else:
-        raise ImageError(name, f"unsupported array dtype {array.dtype}")
-    if channels == 1:
-        data = np.repeat(data, 3, axis=2)
-    elif channels == 4:
-        alpha = data[:, :, 3:4]
-        data = data[:, :, :3] * alpha + (1.0 - alpha)
-    return torch.from_numpy(np.ascontiguousarray(data)).permute(2, 0, 1).contiguous()
+        check_size((tensor.shape[-1], tensor.shape[-2]), name, max_pixels, min_side)
+        return tensor
+    return torch.from_numpy(decode_image(source, max_pixels=max_pixels, min_side=min_side))
 
 
 def _tensor_from_tensor(tensor: torch.Tensor, name: str | None) -> torch.Tensor:
