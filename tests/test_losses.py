@@ -1,4 +1,4 @@
-"""Distillation losses: each term, VGG weight loading, and the no-weights policy."""
+"""Distillation losses: each term, loss-network weights, and the no-silent-random policy."""
 
 from __future__ import annotations
 
@@ -41,47 +41,63 @@ def test_vgg_layer_indices_match_torchvision():
     assert features[VGG_LAYERS["relu3_1"] - 1].in_channels == 128
 
 
-def test_pixel_only_is_l1_and_needs_no_vgg():
-    loss = DistillationLoss(LossWeights(pixel=1.0, perceptual=0.0))
+def test_pixel_only_is_l1_and_needs_no_network():
+    loss = DistillationLoss(LossWeights(pixel=1.0, perceptual=0.0), network="vgg19")
     a, b = images(0), images(1)
     total, terms = loss(a, b)
     assert set(terms) == {"pixel"}
     assert float(total) == pytest.approx(float(F.l1_loss(a, b)))
-    assert loss.vgg is None
+    assert loss.net is None and loss.describe() == "none (pixel L1 only)"
 
 
-def test_vgg_terms_are_disabled_with_a_warning_without_weights():
-    with pytest.warns(UserWarning, match="perceptual, style disabled: no VGG19 weights"):
-        loss = DistillationLoss(LossWeights(pixel=1.0, perceptual=0.1, style=1.0))
-    assert loss.active_terms() == ["pixel"]
-    assert set(loss.disabled) == {"perceptual", "style"}
-    _, terms = loss(images(0), images(1), style=images(2))
-    assert set(terms) == {"pixel"}
+def test_network_terms_without_weights_are_an_error_not_silently_off():
+    with pytest.raises(ConfigError, match="need vgg19 weights"):
+        DistillationLoss(
+            LossWeights(pixel=1.0, perceptual=0.1), network="vgg19", network_weights=None
+        )
+    with pytest.warns(UserWarning, match="RANDOM mobilenet_v2"):
+        loss = DistillationLoss(
+            LossWeights(texture=1.0),
+            network="mobilenet_v2",
+            network_weights=None,
+            allow_random_weights=True,
+        )
+    assert loss.describe() == "mobilenet_v2 (random (tests only))"
 
 
 def test_all_terms_off_is_an_error():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with pytest.raises(ConfigError, match="every loss term is off"):
-            DistillationLoss(LossWeights(pixel=0.0, perceptual=1.0))
+    with pytest.raises(ConfigError, match="every loss term is off"):
+        DistillationLoss(LossWeights(pixel=0.0, perceptual=0.0))
     with pytest.raises(ConfigError, match="pixel=-1"):
         LossWeights(pixel=-1.0)
+    with pytest.raises(ConfigError, match="loss network 'alexnet'"):
+        DistillationLoss(LossWeights(), network="alexnet")
 
 
-def test_all_terms_with_random_vgg_have_gradients_and_vanish_at_the_target():
-    weights = LossWeights(pixel=1.0, perceptual=0.5, content=0.2, style=0.3)
-    loss = DistillationLoss(weights, allow_random_vgg=True)
+def random_loss(weights: LossWeights, network: str = "vgg19") -> DistillationLoss:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return DistillationLoss(
+            weights, network=network, network_weights=None, allow_random_weights=True
+        )
+
+
+@pytest.mark.parametrize("network", ["vgg19", "mobilenet_v2"])
+def test_all_terms_have_gradients_and_vanish_at_their_target(network):
+    weights = LossWeights(pixel=1.0, perceptual=0.5, texture=0.4, content=0.2, style=0.3)
+    loss = random_loss(weights, network)
     content, style, teacher = images(0), images(1), images(2)
     student = images(3).requires_grad_(True)
     total, terms = loss(student, teacher, content, style)
-    assert set(terms) == {"pixel", "perceptual", "content", "style"}
+    assert set(terms) == {"pixel", "perceptual", "texture", "content", "style"}
     expected = sum(getattr(weights, name) * float(value.detach()) for name, value in terms.items())
     assert float(total.detach()) == pytest.approx(expected, rel=1e-5)
     total.backward()
     assert student.grad is not None and float(student.grad.abs().sum()) > 0
-    # student == teacher: pixel and perceptual vanish; student == content: content vanishes
+    # student == teacher: pixel, perceptual and texture vanish; == content: content vanishes
     _, same = loss(teacher, teacher, content, style)
-    assert float(same["pixel"]) == 0.0 and float(same["perceptual"]) == pytest.approx(0.0, abs=1e-6)
+    for term in ("pixel", "perceptual", "texture"):
+        assert float(same[term]) == pytest.approx(0.0, abs=1e-6), term
     _, as_content = loss(content, teacher, content, style)
     assert float(as_content["content"]) == pytest.approx(0.0, abs=1e-6)
     _, as_style = loss(style, teacher, content, style)
@@ -89,15 +105,43 @@ def test_all_terms_with_random_vgg_have_gradients_and_vanish_at_the_target():
     assert float(as_content["style"]) > 0
 
 
+def test_texture_ignores_where_marks_land_but_perceptual_does_not():
+    loss = random_loss(LossWeights(pixel=0.0, perceptual=1.0, texture=1.0), "mobilenet_v2")
+    teacher = images(5, size=64)
+    shifted = torch.roll(teacher, shifts=(16, 16), dims=(2, 3))  # same texture, moved
+    _, moved = loss(shifted, teacher)
+    _, other = loss(images(6, size=64) * 0.3, teacher)
+    assert float(moved["texture"]) < 0.2 * float(other["texture"])
+    assert float(moved["perceptual"]) > 0.5 * float(other["perceptual"])
+
+
+def test_feature_terms_decrease_on_a_tiny_overfit():
+    """A free image optimised against the loss moves toward the teacher in every term."""
+    loss = random_loss(LossWeights(pixel=1.0, perceptual=1.0, texture=1.0), "mobilenet_v2")
+    teacher = images(7, n=1, size=64)
+    logits = torch.zeros(1, 3, 64, 64, requires_grad=True)
+    optimizer = torch.optim.Adam([logits], lr=0.05)
+    first = None
+    for _ in range(40):
+        total, terms = loss(torch.sigmoid(logits), teacher)
+        assert all(torch.isfinite(v) for v in terms.values())
+        first = first or {k: float(v.detach()) for k, v in terms.items()}
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+    for name, value in terms.items():
+        assert float(value.detach()) < 0.9 * first[name], (name, first[name], float(value))
+
+
 def test_one_vgg_pass_for_targets_matches_separate_passes():
-    loss = DistillationLoss(
-        LossWeights(pixel=0.0, perceptual=1.0, content=1.0, style=1.0), allow_random_vgg=True
-    )
+    loss = random_loss(LossWeights(pixel=0.0, perceptual=1.0, content=1.0, style=1.0))
     content, style, teacher, student = images(0), images(1), images(2), images(3)
     _, joint = loss(student, teacher, content, style)
     vgg = loss.vgg
     s, t, c = vgg(student), vgg(teacher), vgg(content)
-    perceptual = torch.stack([F.l1_loss(s[k], t[k]) for k in loss.perceptual_layers]).mean()
+    perceptual = torch.stack(
+        [F.l1_loss(s[k], t[k]) / t[k].abs().mean() for k in loss.perceptual_layers]
+    ).mean()
     assert float(joint["perceptual"]) == pytest.approx(float(perceptual), rel=1e-4)
     assert float(joint["content"]) == pytest.approx(
         float(F.mse_loss(s["relu4_1"], c["relu4_1"])), rel=1e-4
@@ -120,8 +164,11 @@ def test_vgg_weights_from_a_file(tmp_path):
         loaded = load_vgg19_features(tmp_path / name)
         for key, value in reference.state_dict().items():
             torch.testing.assert_close(loaded.state_dict()[key], value)
-    loss = DistillationLoss(LossWeights(perceptual=1.0), vgg_weights=tmp_path / "vgg.safetensors")
+    loss = DistillationLoss(
+        LossWeights(perceptual=1.0), network="vgg19", network_weights=tmp_path / "vgg.safetensors"
+    )
     assert loss.active_terms() == ["pixel", "perceptual"]
+    assert loss.describe() == f"vgg19 ({tmp_path / 'vgg.safetensors'})"
     x = images(0)
     ours = loss.vgg(x)["relu2_1"]
     expected = VGGFeatures(reference, ["relu2_1"])(x)["relu2_1"]
@@ -130,7 +177,9 @@ def test_vgg_weights_from_a_file(tmp_path):
 
 def test_bad_vgg_files_are_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="no such file"):
-        DistillationLoss(LossWeights(perceptual=1.0), vgg_weights=tmp_path / "missing.pth")
+        DistillationLoss(
+            LossWeights(perceptual=1.0), network="vgg19", network_weights=tmp_path / "missing.pth"
+        )
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read"):
         load_vgg19_features(tmp_path / "junk.pth")
