@@ -92,10 +92,57 @@ def test_token_counts_match_strides(model):
     with torch.inference_mode():
         memory, pos, mask = model.encode_style(torch.rand(1, 3, 64, 96))
         content_tokens = model.content_tokenizer(torch.rand(1, 3, 64, 96))
-    tokens = 2 * 3 + model.num_stat_tokens  # + the style-colour tokens
+    styles = 4 * 6  # stride 16
+    # + statistics (colour, AdaIN skips) + the style's pixel patches, 96 tokens each
+    assert model.tokens_per_patch == 3 * 32 * 32 // 32
+    tokens = styles + model.num_stat_tokens + styles * model.tokens_per_patch
     assert memory.shape == pos.shape == (1, tokens, 32)
     assert mask.shape == (1, tokens) and not mask.any()
     assert content_tokens.shape == (1, 32, 4, 6)
+    style_tokens, _, _, stats, patches = model._split_memory(memory, pos, mask)
+    assert style_tokens.shape == (1, styles, 32) and stats.shape[1] == model.num_stat_tokens
+    assert patches.shape == (1, styles, 3 * 32 * 32)
+
+
+def test_style_patches_fold_and_unfold_like_torch():
+    """The texture head's reshape-only unfold/fold equal F.unfold/F.fold (which need opset 18)."""
+    import torch.nn.functional as F
+
+    from styledistill.student.sttr import fold_patches, unfold_patches
+
+    image = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    for side in (16, 32):
+        margin = (side - 16) // 2
+        padded = F.pad(image, (margin,) * 4, mode="replicate")
+        expected = F.unfold(padded, side, stride=16).transpose(1, 2)
+        torch.testing.assert_close(unfold_patches(image, side, 16), expected, rtol=0, atol=0)
+        patches = torch.rand(2, 4 * 6, 3 * side * side)
+        size = (64 + 2 * margin, 96 + 2 * margin)
+        folded = F.fold(patches.transpose(1, 2), size, side, stride=16)
+        torch.testing.assert_close(
+            fold_patches(patches, 4, 6, side, 16),
+            folded[..., margin : margin + 64, margin : margin + 96],
+        )
+
+
+def test_the_texture_head_pastes_the_styles_own_pixels():
+    """Untrained, the mosaic already carries the style: with a one-colour-per-half style,
+    every mosaic pixel is one of the style's colours mixed by the window, nothing else."""
+    model = tiny_model()
+    style = torch.zeros(1, 3, 64, 64)
+    style[:, 0, :, :32] = 1.0  # red left half
+    style[:, 2, :, 32:] = 1.0  # blue right half
+    content = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        memory, pos, mask = model.encode_style(*model.prepare_style(style))
+        tokens, _, _, _, patches = model._split_memory(memory, pos, mask)
+        queries = torch.zeros(1, 16, 32)
+        mosaic = model._paste_patches(queries, content, tokens, None, patches)
+    assert mosaic.shape == content.shape
+    assert float(mosaic[:, 1].abs().max()) == 0.0  # no green anywhere: only style pixels
+    torch.testing.assert_close(mosaic[:, 0] + mosaic[:, 2], torch.ones(1, 64, 64))
+    with pytest.raises(ConfigError, match="style_patches 24 must be style_stride or twice it"):
+        tiny_model(style_patches=24)
 
 
 def test_odd_sizes_give_content_size(model):
@@ -228,17 +275,17 @@ def test_backbone_weights_from_local_file(tmp_path):
     from safetensors.torch import save_file
 
     torch.manual_seed(5)
-    reference = torchvision.models.mobilenet_v3_large().state_dict()
-    save_file({k: v.contiguous() for k, v in reference.items()}, tmp_path / "mbv3.safetensors")
-    net = STTR.from_preset("sttr-small", backbone_weights=tmp_path / "mbv3.safetensors", **TINY)
+    reference = torchvision.models.mobilenet_v2().state_dict()
+    save_file({k: v.contiguous() for k, v in reference.items()}, tmp_path / "mbv2.safetensors")
+    net = STTR.from_preset("sttr-small", backbone_weights=tmp_path / "mbv2.safetensors", **TINY)
     state = net.style_tokenizer.backbone.state_dict()
+    assert torch.equal(state["features.5.conv.0.0.weight"], reference["features.5.conv.0.0.weight"])
     assert torch.equal(
-        state["features.5.block.0.0.weight"], reference["features.5.block.0.0.weight"]
+        state["features.13.conv.1.1.running_var"], reference["features.13.conv.1.1.running_var"]
     )
-    assert torch.equal(state["features.16.1.running_var"], reference["features.16.1.running_var"])
     content_state = net.content_tokenizer.backbone.state_dict()
     assert torch.equal(
-        content_state["features.1.block.0.0.weight"], reference["features.1.block.0.0.weight"]
+        content_state["features.1.conv.0.0.weight"], reference["features.1.conv.0.0.weight"]
     )
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "wrong.pth")
     with pytest.raises(CheckpointError, match=r"wrong\.pth: not a matching torchvision"):
@@ -353,7 +400,7 @@ def test_untrained_small_student_starts_as_histogram_transfer():
     assert (content - transfer).abs().mean().item() > 4 * start_error
     # the mean/std variant is still available (and does not start as the transfer)
     meanstd = tiny_model(colour_transfer="meanstd")
-    assert meanstd.num_stat_tokens == 1 and model.num_stat_tokens == 4
+    assert meanstd.num_colour_tokens == 1 and model.num_colour_tokens == 4
     with pytest.raises(ConfigError, match="colour_transfer"):
         tiny_model(colour_transfer="lab")
 

@@ -27,7 +27,7 @@ import json
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -103,6 +103,21 @@ class STTRConfig:
     #: stat tokens (``d_model`` levels per channel), and the last conv adds a residual to
     #: that image in logit space, so the untrained student *is* the colour transfer.
     colour_transfer: str = "meanstd"
+    #: Strides (below ``content_stride``) at which content-backbone features, AdaIN-matched
+    #: to the style-backbone features at the same depth, enter the image decoder after each
+    #: x2 upsampling (a U-Net skip that carries the style's local texture statistics; the
+    #: style's mean/std there ride along as memory tokens attention never sees, as many as
+    #: ``2 * channels / d_model`` rounded up). Needs the
+    #: same backbone for content and style. Empty: the paper's decoder.
+    decoder_skip_strides: list[int] = field(default_factory=list)
+    #: Side of the style *pixel* patches a texture head pastes (0: off). Each content token
+    #: attends (one head: learned query/key plus the distance between its cell's colour and
+    #: the patch's) over the style tokens, and the attention mixes the style patches around
+    #: those tokens; the patches overlap-add (triangular window) into a mosaic of the
+    #: style's own texture, arranged like the content, that the last conv blends in. The
+    #: patches ride along as memory tokens after the statistics. Needs ``content_skip`` and
+    #: equal content and style strides; the side is the stride or twice it (half overlap).
+    style_patches: int = 0
     #: Backbone BatchNorm: ``"frozen"`` (statistics and affine as buffers, like the
     #: official code; right for pretrained weights) or ``"batch"`` (trainable BatchNorm
     #: with batch statistics; the trainer picks it for backbones trained from random init,
@@ -167,6 +182,25 @@ class STTRConfig:
             raise ConfigError(f"{source}: colour_transfer must be 'meanstd' or 'histogram'")
         if self.colour_film and (not self.content_skip or self.d_model < 6):
             raise ConfigError(f"{source}: colour_film needs content_skip and d_model >= 6")
+        if self.decoder_skip_strides:
+            if self.content_backbone != self.style_backbone:
+                raise ConfigError(f"{source}: decoder_skip_strides need one backbone for both")
+            channels = BACKBONES[self.content_backbone].channels
+            for stride in self.decoder_skip_strides:
+                if stride not in channels or not 1 < stride < self.content_stride:
+                    raise ConfigError(
+                        f"{source}: decoder skip stride {stride} must be a backbone stride "
+                        f"below content_stride {self.content_stride}"
+                    )
+        if self.style_patches:
+            if not self.content_skip or self.content_stride != self.style_stride:
+                raise ConfigError(
+                    f"{source}: style_patches needs content_skip and content_stride == style_stride"
+                )
+            if self.style_patches not in (self.style_stride, 2 * self.style_stride):
+                raise ConfigError(
+                    f"{source}: style_patches {self.style_patches} must be style_stride or twice it"
+                )
         if self.style_size is not None and self.style_size < self.style_stride:
             raise ConfigError(f"{source}: style_size {self.style_size} is below the style stride")
         stages = self.upsample_stages
@@ -215,33 +249,37 @@ def _sttr_paper() -> STTRConfig:
 
 @register_preset("sttr-small")
 def _sttr_small() -> STTRConfig:
-    """Real time on a 2-core CPU (~2.3 GMAC per 512x512 image vs ~120 for the paper).
+    """Real time on a 2-core CPU, and able to draw the teacher's texture.
 
-    Same structure, lighter parts: MobileNetV3-Large tokenizers (torchvision, ImageNet
-    weights available), content tokens at stride 16 (4x fewer tokens, so decoder
-    self-attention costs 16x less), the style resized to 256 px, d=128 with 4 heads,
-    FFN 512, 2 encoder + 2 decoder layers, a slim image decoder (96..12 channels), no
-    dropout, the content image fed to the last conv (``content_skip``), and the output
-    predicted as a change to the content histogram-matched to the style (``colour_film``
-    with ``colour_transfer="histogram"``).
+    Same structure, lighter parts: MobileNetV2 tokenizers (torchvision; ImageNet weights
+    ship offline, see ``scripts/setup.sh``), content and style tokens at stride 16 (the
+    style resized to 256 px: 256 style tokens, fine enough to hold its brush marks),
+    d=128 with 4 heads, FFN 512, 2 encoder + 2 decoder layers, a slim image decoder
+    (64..8 channels) that receives AdaIN-matched content features at strides 8 and 4
+    (``decoder_skip_strides``) and the content image at full resolution
+    (``content_skip``), no dropout, and the output predicted as a change to the content
+    histogram-matched to the style (``colour_film`` with ``colour_transfer="histogram"``).
     """
     return STTRConfig(
         name="sttr-small",
-        content_backbone="mobilenet_v3_large",
+        content_backbone="mobilenet_v2",
         content_stride=16,
-        style_backbone="mobilenet_v3_large",
-        style_stride=32,
+        style_backbone="mobilenet_v2",
+        style_stride=16,
         style_size=256,
         d_model=128,
         num_heads=4,
         ffn_dim=512,
         encoder_layers=2,
         decoder_layers=2,
-        decoder_channels=[96, 48, 24, 12],
+        decoder_channels=[64, 32, 16, 8],
         dropout=0.0,  # 0.1 stalls a model this small (measured: loss flat for 100+ steps)
         content_skip=True,
         colour_film=True,
         colour_transfer="histogram",
+        decoder_skip_strides=[8, 4],
+        style_patches=32,
+        pad_multiple=32,
     )
 
 
@@ -265,18 +303,28 @@ class BackboneSpec:
     weights: str  # torchvision weights enum for "imagenet"
 
 
-_RESNET_CUTS = {4: 5, 8: 6, 16: 7, 32: 8}  # conv1, bn1, relu, maxpool, layer1..4
+_RESNET_CUTS = {2: 3, 4: 5, 8: 6, 16: 7, 32: 8}  # conv1, bn1, relu, maxpool, layer1..4
 BACKBONES: dict[str, BackboneSpec] = {
     "resnet18": BackboneSpec(
-        "resnet18", "resnet", {4: 64, 8: 128, 16: 256, 32: 512}, _RESNET_CUTS, 5, "ResNet18_Weights"
+        "resnet18",
+        "resnet",
+        {2: 64, 4: 64, 8: 128, 16: 256, 32: 512},
+        _RESNET_CUTS,
+        5,
+        "ResNet18_Weights",
     ),
     "resnet34": BackboneSpec(
-        "resnet34", "resnet", {4: 64, 8: 128, 16: 256, 32: 512}, _RESNET_CUTS, 5, "ResNet34_Weights"
+        "resnet34",
+        "resnet",
+        {2: 64, 4: 64, 8: 128, 16: 256, 32: 512},
+        _RESNET_CUTS,
+        5,
+        "ResNet34_Weights",
     ),
     "resnet50": BackboneSpec(
         "resnet50",
         "resnet",
-        {4: 256, 8: 512, 16: 1024, 32: 2048},
+        {2: 64, 4: 256, 8: 512, 16: 1024, 32: 2048},
         _RESNET_CUTS,
         5,
         "ResNet50_Weights",
@@ -284,10 +332,18 @@ BACKBONES: dict[str, BackboneSpec] = {
     "mobilenet_v3_large": BackboneSpec(
         "mobilenet_v3_large",
         "mobilenet",
-        {4: 24, 8: 40, 16: 112, 32: 960},
-        {4: 4, 8: 7, 16: 13, 32: 17},
+        {2: 16, 4: 24, 8: 40, 16: 112, 32: 960},
+        {2: 2, 4: 4, 8: 7, 16: 13, 32: 17},
         4,
         "MobileNet_V3_Large_Weights",
+    ),
+    "mobilenet_v2": BackboneSpec(
+        "mobilenet_v2",
+        "mobilenet",
+        {2: 16, 4: 24, 8: 32, 16: 96, 32: 320},
+        {2: 2, 4: 4, 8: 7, 16: 14, 32: 18},
+        4,
+        "MobileNet_V2_Weights",
     ),
 }
 _RESNET_BLOCKS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
@@ -309,19 +365,13 @@ def build_backbone(
 
     spec = BACKBONES[name]
     builder = getattr(torchvision.models, spec.builder)
-    tv_weights = None
-    if weights == "imagenet":
-        tv_weights = getattr(torchvision.models, spec.weights).IMAGENET1K_V1
-    eps = 1e-3 if spec.kind == "mobilenet" else 1e-5  # as torchvision trained them
-    try:
-        norm_layer = FrozenBatchNorm2d if norm == "frozen" else nn.BatchNorm2d
-        full = builder(weights=tv_weights, norm_layer=partial(norm_layer, eps=eps))
-    except (OSError, RuntimeError) as exc:  # URLError is an OSError
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(
-            f"could not get ImageNet weights for {name} from torchvision ({reason}); "
-            "pass a local file with --backbone-weights or train from random"
-        ) from None
+    eps = 1e-3 if spec.builder == "mobilenet_v3_large" else 1e-5  # as torchvision trained them
+    norm_layer = FrozenBatchNorm2d if norm == "frozen" else nn.BatchNorm2d
+    full = builder(norm_layer=partial(norm_layer, eps=eps))
+    if weights == "imagenet":  # torchvision's file from torch's hub cache, hash-checked
+        from ..pretrained import imagenet_state_dict
+
+        full.load_state_dict(imagenet_state_dict(spec.builder))
     keep = spec.cuts[stride]
     if spec.kind == "resnet":
         body = nn.Sequential(OrderedDict((n, getattr(full, n)) for n in _RESNET_BLOCKS[:keep]))
@@ -540,7 +590,11 @@ def image_decoder(channels: list[int]) -> nn.Sequential:
 
 
 class Tokenizer(nn.Module):
-    """Backbone + 1x1 projection to d_model; ``forward`` gives ``[B, d, h, w]``."""
+    """Backbone + 1x1 projection to d_model; ``forward`` gives ``[B, d, h, w]``.
+
+    ``features`` also returns the backbone's activations at the strides in ``taps``
+    (for the decoder's skips), read on the way, at no extra cost.
+    """
 
     def __init__(
         self,
@@ -552,11 +606,26 @@ class Tokenizer(nn.Module):
     ) -> None:
         super().__init__()
         self.stride = stride
+        self.cuts = BACKBONES[backbone].cuts
         self.backbone = build_backbone(backbone, stride, weights, norm)
         self.proj = nn.Conv2d(BACKBONES[backbone].channels[stride], dim, 1)
 
     def forward(self, image: Tensor) -> Tensor:
         return self.proj(self.backbone(image))
+
+    def features(self, image: Tensor, taps: Sequence[int]) -> tuple[Tensor, list[Tensor]]:
+        """Tokens ``[B, d, h, w]`` and the backbone activations at each stride in ``taps``."""
+        if not taps:
+            return self.forward(image), []
+        blocks = self.backbone.features if hasattr(self.backbone, "features") else self.backbone
+        ends = {self.cuts[stride] - 1: stride for stride in taps}
+        found: dict[int, Tensor] = {}
+        x = image
+        for index, block in enumerate(blocks):
+            x = block(x)
+            if index in ends:
+                found[ends[index]] = x
+        return self.proj(x), [found[stride] for stride in taps]
 
 
 # --------------------------------------------------------------------------- colour transfer
@@ -634,6 +703,53 @@ def match_channel_quantiles(
     return matched.view(batch, channels, height, width).to(content.dtype)
 
 
+# --------------------------------------------------------------------------- style patches
+
+
+def unfold_patches(image: Tensor, side: int, stride: int) -> Tensor:
+    """``[B,C,H,W]`` -> ``[B, L, C*side*side]``: the ``side`` x ``side`` patches centred on
+    each ``stride`` x ``stride`` cell (the image edge-replicated by the overhang).
+
+    ``side`` is ``stride`` or ``2 * stride``; written with slices and reshapes only (no
+    im2col), so it exports to ONNX at any opset and matches ``F.unfold``.
+    """
+    batch, channels, height, width = image.shape
+    rows, cols = height // stride, width // stride
+    if side == stride:
+        blocks = image.reshape(batch, channels, rows, stride, cols, stride)
+        return blocks.permute(0, 2, 4, 1, 3, 5).reshape(batch, rows * cols, -1)
+    margin = stride // 2
+    padded = F.pad(image, (margin, margin, margin, margin), mode="replicate")
+    blocks = padded.reshape(batch, channels, rows + 1, stride, cols + 1, stride)
+    quadrants = [blocks[:, :, a : a + rows, :, b : b + cols, :] for a in (0, 1) for b in (0, 1)]
+    patch = torch.stack(quadrants, dim=0)  # [4, B, C, rows, s, cols, s], 4 = (a, b)
+    patch = patch.reshape(2, 2, batch, channels, rows, stride, cols, stride)
+    patch = patch.permute(2, 4, 6, 3, 0, 5, 1, 7)  # [B, rows, cols, C, a, ys, b, xs]
+    return patch.reshape(batch, rows * cols, -1)
+
+
+def fold_patches(patches: Tensor, rows: int, cols: int, side: int, stride: int) -> Tensor:
+    """Overlap-add ``[B, rows*cols, C*side*side]`` patches into ``[B, C, rows*s, cols*s]``.
+
+    The layout of :func:`unfold_patches` (the overhang is cropped), as sums of shifted
+    reshapes (no col2im), so it exports to ONNX at any opset and matches ``F.fold``.
+    """
+    batch = patches.shape[0]
+    if side == stride:
+        blocks = patches.reshape(batch, rows, cols, -1, stride, stride)
+        return blocks.permute(0, 3, 1, 4, 2, 5).reshape(batch, -1, rows * stride, cols * stride)
+    quads = patches.reshape(batch, rows, cols, -1, 2, stride, 2, stride)
+    total = None
+    for a in (0, 1):
+        for b in (0, 1):
+            part = quads[:, :, :, :, a, :, b, :].permute(0, 3, 1, 4, 2, 5)
+            part = part.reshape(batch, -1, rows * stride, cols * stride)
+            part = F.pad(part, (b * stride, (1 - b) * stride, a * stride, (1 - a) * stride))
+            total = part if total is None else total + part
+    margin = stride // 2
+    return total[..., margin : margin + rows * stride, margin : margin + cols * stride]
+
+
 # --------------------------------------------------------------------------- the model
 
 
@@ -672,19 +788,34 @@ class STTR(nn.Module):
         channels = config.image_decoder_channels()
         self.output_proj = nn.Conv2d(dim, channels[0], 1)
         self.image_decoder = image_decoder(channels)
+        backbone_channels = BACKBONES[config.content_backbone].channels
+        for stride in config.decoder_skip_strides:  # widen the conv right after that upsampling
+            index = 4 * self._skip_stage(stride) + 3
+            conv = self.image_decoder[index]
+            self.image_decoder[index] = nn.Conv2d(
+                conv.in_channels + backbone_channels[stride], conv.out_channels, 3
+            )
         if config.content_skip:
             last = self.image_decoder[-1]
-            extra = 6 if config.colour_film else 3
+            extra = (6 if config.colour_film else 3) + (3 if config.style_patches else 0)
             widened = nn.Conv2d(last.in_channels + extra, 3, 3)
             with torch.no_grad():  # start close to the skip image itself: learn the change
                 widened.weight.zero_()
                 widened.bias.zero_()
                 widened.weight[:, : last.in_channels].copy_(last.weight * 0.1)
                 if not self._residual_output:  # else the output is already the recoloured image
-                    start = last.in_channels + extra - 3  # the recoloured content, or the content
-                    for channel in range(3):
+                    start = last.in_channels + (6 if config.colour_film else 3) - 3
+                    for channel in range(3):  # the recoloured content, or the content
                         widened.weight[channel, start + channel, 1, 1] = 4.0
+                if config.style_patches:  # start half way to the mosaic (logit space)
+                    for channel in range(3):
+                        widened.weight[channel, last.in_channels + extra - 3 + channel, 1, 1] = 0.5
             self.image_decoder[-1] = widened
+        if config.style_patches:
+            self.patch_query = nn.Linear(dim, dim)
+            self.patch_key = nn.Linear(dim, dim)
+            # how strongly a cell's colour picks patches of that colour (learned, log scale)
+            self.patch_colour_scale = nn.Parameter(torch.tensor(math.log(200.0)))
         if config.colour_film:
             self.colour_head = nn.Linear(dim, 6)
             nn.init.zeros_(self.colour_head.weight)
@@ -730,11 +861,92 @@ class STTR(nn.Module):
         return self.config.colour_film and self.config.colour_transfer == "histogram"
 
     @property
-    def num_stat_tokens(self) -> int:
-        """Memory tokens after the style tokens that carry colour statistics, not features."""
+    def num_colour_tokens(self) -> int:
+        """Memory tokens after the style tokens that carry colour statistics."""
         if not self.config.colour_film:
             return 0
         return 4 if self.config.colour_transfer == "histogram" else 1
+
+    @property
+    def tokens_per_patch(self) -> int:
+        """Memory tokens that hold one style pixel patch (0 without the texture head)."""
+        side = self.config.style_patches
+        return -(-3 * side * side // self.config.d_model) if side else 0
+
+    def _style_patches(self, style: Tensor) -> Tensor:
+        """Padded style ``[B,3,H,W]`` -> one pixel patch per style token ``[B, L, 3*k*k]``."""
+        return unfold_patches(style, self.config.style_patches, self.config.style_stride)
+
+    def _paste_patches(
+        self,
+        tokens: Tensor,
+        base: Tensor,
+        memory: Tensor,
+        memory_mask: Tensor | None,
+        patches: Tensor,
+    ) -> Tensor:
+        """The texture head: a mosaic of style patches arranged like the content.
+
+        ``tokens [B,N,d]`` (content, after the transformer), ``base [B,3,H,W]`` (the image the
+        output starts from), ``memory [B,L,d]`` style tokens, ``patches [B,L,3*k*k]``.
+        """
+        side, stride = self.config.style_patches, self.config.style_stride
+        margin = (side - stride) // 2
+        height, width = base.shape[-2:]
+        query, key = self.patch_query(tokens), self.patch_key(memory)
+        logits = query @ key.transpose(1, 2) / math.sqrt(query.shape[-1])
+        cell_colour = F.avg_pool2d(base, stride).flatten(2).transpose(1, 2)  # [B,N,3]
+        centre = patches.unflatten(2, (3, side, side))[
+            ..., margin : margin + stride, margin : margin + stride
+        ]
+        patch_colour = centre.mean(dim=(-1, -2))  # [B,L,3]
+        distance = (cell_colour.unsqueeze(2) - patch_colour.unsqueeze(1)).pow(2).sum(-1)
+        logits = logits - self.patch_colour_scale.exp() * distance
+        if memory_mask is not None:
+            logits = logits.masked_fill(memory_mask[:, None, :], -1e4)
+        mixed = logits.softmax(dim=-1) @ patches  # [B,N,3*k*k]
+        position = torch.arange(side, device=base.device, dtype=base.dtype) + 0.5 - side / 2
+        ramp = 1.0 - position.abs() / (side / 2)
+        window = (ramp[:, None] * ramp[None, :]).flatten()  # triangular: overlaps sum to 1
+        rows, cols = height // stride, width // stride
+        summed = fold_patches(mixed * window.repeat(3), rows, cols, side, stride)
+        weight = fold_patches(window.expand(1, rows * cols, -1), rows, cols, side, stride)
+        return (summed / weight.clamp_min(1e-6)).clamp(0.0, 1.0)
+
+    def _skip_token_counts(self) -> list[int]:
+        """Memory tokens holding the style's mean/std at each decoder skip stride."""
+        channels = BACKBONES[self.config.style_backbone].channels
+        dim = self.config.d_model
+        return [-(-2 * channels[s] // dim) for s in self.config.decoder_skip_strides]
+
+    @property
+    def num_stat_tokens(self) -> int:
+        """Memory tokens after the style tokens that carry statistics, not features:
+        colour first, then the mean/std tokens of each decoder skip stride."""
+        return self.num_colour_tokens + sum(self._skip_token_counts())
+
+    def _split_memory(
+        self, memory: Tensor, memory_pos: Tensor, memory_mask: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor | None]:
+        """Memory -> (style tokens, their positions, their mask, statistics, pixel patches)."""
+        stats_count, per_patch = self.num_stat_tokens, self.tokens_per_patch
+        styles = (memory.shape[1] - stats_count) // (1 + per_patch)
+        stats = memory[:, styles : styles + stats_count]
+        patches = None
+        if per_patch:
+            side = self.config.style_patches
+            patches = memory[:, styles + stats_count :].reshape(memory.shape[0], styles, -1)
+            patches = patches[..., : 3 * side * side]
+        mask = None if memory_mask is None else memory_mask[:, :styles]
+        return memory[:, :styles], memory_pos[:, :styles], mask, stats, patches
+
+    @property
+    def upsample_stage_count(self) -> int:
+        return len(self.image_decoder) // 4
+
+    def _skip_stage(self, stride: int) -> int:
+        """The image-decoder stage whose x2 upsampling reaches ``stride``."""
+        return int(math.log2(self.config.content_stride // stride)) - 1
 
     # ---- parameter groups (the trainer gives backbones a lower learning rate)
 
@@ -794,7 +1006,8 @@ class STTR(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Padded style ``[B,3,H,W]`` in [0,1] -> (memory ``[B,L,d]``, memory_pos ``[B,L,d]``,
         memory_mask ``[B,L]`` bool, True on padding). H and W must be multiples of 32."""
-        features = self.style_tokenizer(self._normalize(style))
+        skip_strides = self.config.decoder_skip_strides
+        features, skips = self.style_tokenizer.features(self._normalize(style), skip_strides)
         mask = self._token_mask(style_mask, features, self.config.style_stride)
         pos = sine_position_encoding(mask, self.config.d_model).to(features.dtype)
         memory = features.flatten(2).transpose(1, 2)
@@ -803,12 +1016,18 @@ class STTR(nn.Module):
         key_mask = memory_mask if style_mask is not None else None
         for layer in self.encoder:
             memory = layer(memory, memory_pos, key_mask)
-        if self.config.colour_film:  # colour statistics ride along as extra memory tokens
+        if self.num_stat_tokens:  # statistics ride along as extra memory tokens
             dim = memory.shape[-1]
-            stats = self._rgb_statistics(style, style_mask)
-            tokens = [F.pad(stats, (0, dim - 6)).unsqueeze(1)]
-            if self.config.colour_transfer == "histogram":
-                tokens.append(channel_quantiles(style, style_mask, dim))
+            tokens = []
+            if self.config.colour_film:
+                stats = self._mean_std(style, style_mask)
+                tokens.append(F.pad(stats, (0, dim - 6)).unsqueeze(1))
+                if self.config.colour_transfer == "histogram":
+                    tokens.append(channel_quantiles(style, style_mask, dim))
+            for stride, skip, count in zip(skip_strides, skips, self._skip_token_counts()):
+                stats = self._mean_std(skip, self._token_mask(style_mask, skip, stride))
+                stats = F.pad(stats, (0, count * dim - stats.shape[1]))
+                tokens.append(stats.view(-1, count, dim).to(style.dtype))
             token = torch.cat(tokens, dim=1).to(memory.dtype)
             memory = torch.cat([memory, token], dim=1)
             memory_pos = torch.cat([memory_pos, torch.zeros_like(token)], dim=1)
@@ -816,11 +1035,21 @@ class STTR(nn.Module):
                 [memory_mask, torch.zeros_like(memory_mask[:, :1]).expand(-1, token.shape[1])],
                 dim=1,
             )
+        if self.tokens_per_patch:  # the style's pixel patches, one per style token
+            per_patch, dim = self.tokens_per_patch, memory.shape[-1]
+            patches = self._style_patches(style)
+            patches = F.pad(patches, (0, per_patch * dim - patches.shape[-1]))
+            tokens = patches.reshape(patches.shape[0], -1, dim).to(memory.dtype)
+            memory = torch.cat([memory, tokens], dim=1)
+            memory_pos = torch.cat([memory_pos, torch.zeros_like(tokens)], dim=1)
+            memory_mask = torch.cat(
+                [memory_mask, mask.flatten(1).repeat_interleave(per_patch, dim=1)], dim=1
+            )
         return memory, memory_pos, memory_mask
 
     @staticmethod
-    def _rgb_statistics(images: Tensor, mask: Tensor | None) -> Tensor:
-        """Per-image RGB mean and std over real (unpadded) pixels -> ``[B, 6]``."""
+    def _mean_std(images: Tensor, mask: Tensor | None) -> Tensor:
+        """Per-image channel means and stds over real (unpadded) pixels -> ``[B, 2C]``."""
         if mask is None:
             keep = torch.ones_like(images[:, :1])
         else:
@@ -829,6 +1058,14 @@ class STTR(nn.Module):
         mean = (images * keep).sum(dim=(2, 3)) / count
         var = (((images - mean[..., None, None]) ** 2) * keep).sum(dim=(2, 3)) / count
         return torch.cat([mean, (var + 1e-5).sqrt()], dim=1)
+
+    @classmethod
+    def _adain(cls, features: Tensor, mask: Tensor | None, style_stats: Tensor) -> Tensor:
+        """Content features renormalised to the style's channel mean/std (AdaIN)."""
+        channels = features.shape[1]
+        mean, std = cls._mean_std(features, mask)[..., None, None].split(channels, dim=1)
+        style_mean, style_std = style_stats[:, : 2 * channels, None, None].split(channels, dim=1)
+        return (features - mean) / std * style_std + style_mean
 
     def decode(
         self,
@@ -842,13 +1079,14 @@ class STTR(nn.Module):
 
         A style batch of 1 is shared by every content. H and W must be multiples of 32.
         """
-        style_stats = None
-        if self.config.colour_film:  # the last memory tokens carry the style's colour stats
-            extra = self.num_stat_tokens
-            style_stats = memory[:, -extra:]
-            memory, memory_pos = memory[:, :-extra], memory_pos[:, :-extra]
-            memory_mask = None if memory_mask is None else memory_mask[:, :-extra]
-        features = self.content_tokenizer(self._normalize(content))
+        memory, memory_pos, memory_mask, stats, patches = self._split_memory(
+            memory, memory_pos, memory_mask
+        )
+        colour = self.num_colour_tokens
+        style_stats = stats[:, :colour] if colour else None
+        skip_stats = stats[:, colour:]
+        skip_strides = self.config.decoder_skip_strides
+        features, skips = self.content_tokenizer.features(self._normalize(content), skip_strides)
         batch, dim, height, width = features.shape
         mask = self._token_mask(content_mask, features, self.config.content_stride)
         pos = sine_position_encoding(mask, dim).to(features.dtype).flatten(2).transpose(1, 2)
@@ -857,14 +1095,37 @@ class STTR(nn.Module):
             memory = memory.expand(batch, -1, -1)
             memory_pos = memory_pos.expand(batch, -1, -1)
             memory_mask = None if memory_mask is None else memory_mask.expand(batch, -1)
+            patches = None if patches is None else patches.expand(batch, -1, -1)
         key_mask = mask.flatten(1) if content_mask is not None else None
         for layer in self.decoder:
             tokens = layer(tokens, pos, key_mask, memory, memory_pos, memory_mask)
         tokens = self.decoder_norm(tokens)
         grid = tokens.transpose(1, 2).reshape(batch, dim, height, width)
         x = self.output_proj(grid)
-        if self.config.content_skip:  # last stage: pad + conv over [features, content]
+        if skip_strides:  # AdaIN-matched content features join after their upsampling
+            assert skip_stats is not None
+            stages: dict[int, Tensor] = {}
+            counts = self._skip_token_counts()
+            for i, (stride, skip) in enumerate(zip(skip_strides, skips)):
+                first = sum(counts[:i])
+                stats = skip_stats[:, first : first + counts[i]].flatten(1).expand(batch, -1)
+                skip_mask = None if content_mask is None else content_mask[:, ::stride, ::stride]
+                stages[self._skip_stage(stride)] = self._adain(skip, skip_mask, stats)
+            last = self.upsample_stage_count - (1 if self.config.content_skip else 0)
+            for stage in range(last):
+                layers = self.image_decoder[4 * stage : 4 * stage + 4]
+                x = layers[1](layers[0](x))  # bottleneck, x2 upsampling
+                if stage in stages:
+                    x = torch.cat([x, stages[stage].to(x.dtype)], dim=1)
+                x = layers[3](layers[2](x))  # reflection pad, 3x3 conv
+            if self.config.content_skip:  # leave the last stage's pad + conv to the code below
+                x = self.image_decoder[-4:-2](x)
+            out = x
+        elif self.config.content_skip:
             x = self.image_decoder[:-2](x)
+        else:
+            out = self.image_decoder(x)
+        if self.config.content_skip:  # last stage: pad + conv over [features, content]
             skip = content - 0.5
             base = None
             if style_stats is not None:
@@ -875,14 +1136,21 @@ class STTR(nn.Module):
                 skip = torch.cat([skip, recoloured], dim=1)
                 if self._residual_output:
                     base = (recoloured + 0.5).clamp(0.0, 1.0)
+            if patches is not None:  # the style's texture, pasted where the content asks
+                start = base if base is not None else content
+                mosaic = self._paste_patches(tokens, start, memory, memory_mask, patches)
+                if base is not None:  # in the logit space the output lives in
+                    skip = torch.cat(
+                        [skip, torch.logit(mosaic, eps=1e-3) - torch.logit(base, eps=1e-3)], dim=1
+                    )
+                else:
+                    skip = torch.cat([skip, mosaic - 0.5], dim=1)
             x = torch.cat([x, skip], dim=1)
             out = self.image_decoder[-1](self.image_decoder[-2](x))
             if base is not None:  # a change to the recoloured content
                 if self.config.output_activation == "sigmoid":
                     return torch.sigmoid(out + torch.logit(base, eps=1e-3))
                 return (out + base).clamp(0.0, 1.0)
-        else:
-            out = self.image_decoder(x)
         if self.config.output_activation == "sigmoid":
             return torch.sigmoid(out)
         return out.clamp(0.0, 1.0)
@@ -893,7 +1161,7 @@ class STTR(nn.Module):
         """The content's colours moved to the style's: mean/std (AdaIN on pixels) or histogram."""
         if self.config.colour_transfer == "histogram":
             return match_channel_quantiles(content, content_mask, style_stats[:, 1:4])
-        content_mean, content_std = self._rgb_statistics(content, content_mask).split(3, dim=1)
+        content_mean, content_std = self._mean_std(content, content_mask).split(3, dim=1)
         style_mean, style_std = style_stats[:, 0, :6].split(3, dim=1)
         scale = (style_std / content_std)[..., None, None]
         return (
@@ -1046,7 +1314,8 @@ def _model_card(model: STTR, card: dict[str, Any]) -> str:
         f"# {card.get('title', 'STTR style-transfer student')}",
         "",
         "A feed-forward style-transfer transformer (STTR, Wang et al., ACCV 2022) made with "
-        "styledistill, distilled from a diffusion teacher.",
+        f"styledistill, distilled from the teacher named below "
+        f"({card.get('teacher', 'not recorded')}).",
         "",
         f"- preset: {config.name}",
         f"- parameters: {params:,} ({params / 1e6:.1f}M)",
