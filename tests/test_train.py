@@ -45,6 +45,7 @@ TINY = {
     "encoder_layers": 1,
     "decoder_layers": 1,
     "decoder_channels": [32, 16, 8],
+    "decoder_skip_strides": [4],
     "dropout": 0.0,
 }
 
@@ -132,6 +133,7 @@ def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
         "clip": 1.0,
         "size": 32,
         "perceptual_weight": 0.0,
+        "backbone_weights": None,
         "ema": 0.9,
         "log_every": 2,
         "eval_every": 4,
@@ -194,9 +196,11 @@ def test_bad_settings_are_clear_errors(dataset, tmp_path):
 
 
 def test_learning_rate_defaults_follow_the_backbone_weights():
-    random_init = TrainConfig(data="d", out="o")
+    random_init = TrainConfig(data="d", out="o", backbone_weights="random")
+    assert random_init.backbone_weights is None
     assert (random_init.lr, random_init.backbone_lr) == (1e-3, 1.5e-4)
-    pretrained = TrainConfig(data="d", out="o", backbone_weights="imagenet")
+    pretrained = TrainConfig(data="d", out="o")  # ImageNet backbones by default
+    assert pretrained.backbone_weights == "imagenet"
     assert (pretrained.lr, pretrained.backbone_lr) == (1e-4, 1e-5)  # the paper's
     assert TrainConfig(data="d", out="o", lr=5e-4).lr == 5e-4
 
@@ -411,25 +415,44 @@ def test_nan_loss_skips_steps_then_stops(dataset, tmp_path, monkeypatch):
     assert not (run / "student").exists()
 
 
-def test_disabled_loss_is_one_clean_line_and_outputs_are_shareable(dataset, tmp_path, capsys):
+def test_missing_loss_network_weights_stop_the_run_in_one_line(dataset, tmp_path, monkeypatch):
+    """No silent fallback: VGG19 asked for, its file absent and no download -> one line."""
+    from styledistill.errors import CheckpointError
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(*args, **kwargs):
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    config = tiny_config(
+        dataset, tmp_path / "run", steps=2, perceptual_weight=0.1, loss_network="vgg19"
+    )
+    with pytest.raises(CheckpointError) as failure:
+        train(config)
+    message = str(failure.value)
+    assert "\n" not in message and "vgg19 ImageNet weights" in message
+    assert "vgg19-dcbb9e9d.pth" in message and not (tmp_path / "run" / "student").exists()
+
+
+def test_outputs_are_shareable_and_the_card_names_the_loss_network(dataset, tmp_path):
     from styledistill.images import _UMASK
 
     run = tmp_path / "run"
-    config = tiny_config(dataset, run, steps=2, save_every=2, eval_every=2, perceptual_weight=0.1)
+    config = tiny_config(dataset, run, steps=2, save_every=2, eval_every=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no raw Python warning (file:line + source line)
         train(config)
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if "disabled" in line]
-    assert lines == [
-        "warning: loss terms perceptual disabled: no VGG19 weights given "
-        "(pass --vgg-weights imagenet or a file)"
-    ]
     checkpoint = latest_checkpoint(run)
     for folder in (checkpoint, checkpoint.parent, run / "student"):
         assert folder.stat().st_mode & 0o777 == 0o777 & ~_UMASK, folder
     for path in [*checkpoint.iterdir(), *(run / "student").iterdir()]:
         assert path.stat().st_mode & 0o777 == 0o666 & ~_UMASK, path
+    card = (run / "student" / "README.md").read_text()
+    assert "- loss network: none (pixel L1 only)" in card
+    assert "distilled from the teacher named below (tint)" in card
+    saved = json.loads((run / "student" / "config.json").read_text())
+    assert saved["extra"]["loss_network"] == "none (pixel L1 only)"
 
 
 # --------------------------------------------------------------------------- CLI

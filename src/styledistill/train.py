@@ -99,8 +99,8 @@ class TrainConfig:
     batch_size: int = 8
     grad_accum: int = 1
     #: None: the paper's 1e-4 (backbones 1e-5) with ``backbone_weights``; from random
-    #: backbones 1e-3 (backbones 1.5e-4), measured on sttr-small (bench/train_small.py:
-    #: 1e-4 barely moves in a CPU budget, 3e-3 diverged).
+    #: backbones 1e-3 (backbones 1.5e-4), measured on the earlier random-init sttr-small
+    #: (1e-4 barely moved in a CPU budget, 3e-3 diverged).
     lr: float | None = None
     backbone_lr: float | None = None
     weight_decay: float = 1e-4
@@ -113,10 +113,18 @@ class TrainConfig:
     #: Random crops and flips of the training pairs (off: whole images, as the teacher saw them).
     augment: bool = True
     resume: bool = False
-    vgg_weights: str | None = None
-    backbone_weights: str | None = None
+    #: Network of the feature losses: "auto" (VGG19 when torchvision's ImageNet file is in
+    #: torch's hub cache, as the STTR paper; else MobileNetV2, whose file ships offline),
+    #: "vgg19" or "mobilenet_v2".
+    loss_network: str = "auto"
+    #: "imagenet" (torchvision's file from torch's hub cache) or a local weights file.
+    loss_network_weights: str = "imagenet"
+    #: Tokenizer backbones: "imagenet" (torchvision's file), a local file, or None (random).
+    backbone_weights: str | None = "imagenet"
     pixel_weight: float = 1.0
     perceptual_weight: float = 0.1
+    #: Feature statistics (mean/std) of the student vs the teacher's output.
+    texture_weight: float = 0.0
     content_weight: float = 0.0
     style_weight: float = 0.0
     ema: float = 0.999
@@ -138,12 +146,14 @@ class TrainConfig:
     max_minutes: float | None = None
     #: This many NaN/inf steps in a row stop the run.
     max_bad_steps: int = 5
-    #: Random VGG weights for the VGG loss terms (tests only; meaningless otherwise).
-    allow_random_vgg: bool = False
+    #: Random loss-network weights (tests only; meaningless otherwise, and it warns).
+    allow_random_loss_network: bool = False
     progress: bool = True
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
+        if self.backbone_weights in ("random", "none"):
+            self.backbone_weights = None
         pretrained = self.backbone_weights is not None
         if self.lr is None:
             self.lr = 1e-4 if pretrained else 1e-3
@@ -239,16 +249,10 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def histogram_matched(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """Baseline: the content with each RGB channel's histogram matched to the style's."""
-    from skimage.exposure import match_histograms
+    """Baseline for a batch: ``metrics.distillation.histogram_matched`` per image."""
+    from .metrics.distillation import histogram_matched as match_one
 
-    out = []
-    for c, s in zip(content, style):
-        matched = match_histograms(
-            c.permute(1, 2, 0).cpu().numpy(), s.permute(1, 2, 0).cpu().numpy(), channel_axis=-1
-        )
-        out.append(torch.from_numpy(np.ascontiguousarray(matched)).permute(2, 0, 1).float())
-    return torch.stack(out).clamp(0.0, 1.0)
+    return torch.stack([match_one(c.cpu(), s.cpu()) for c, s in zip(content, style)])
 
 
 # --------------------------------------------------------------------------- distributed
@@ -999,22 +1003,16 @@ def _train(
     weights = LossWeights(
         pixel=config.pixel_weight,
         perceptual=config.perceptual_weight,
+        texture=config.texture_weight,
         content=config.content_weight,
         style=config.style_weight,
     )
     loss_fn = DistillationLoss(
         weights,
-        vgg_weights=config.vgg_weights,
-        allow_random_vgg=config.allow_random_vgg,
-        warn=False,
+        network=config.loss_network,
+        network_weights=config.loss_network_weights,
+        allow_random_weights=config.allow_random_loss_network,
     ).to(device)
-    if loss_fn.disabled and dist.is_main:
-        # One clean line for the user (a Python warning would show file:line and source).
-        reason = next(iter(loss_fn.disabled.values()))
-        print(
-            f"warning: loss terms {', '.join(loss_fn.disabled)} disabled: {reason}",
-            file=sys.stderr,
-        )
     optimizer = torch.optim.AdamW(
         _param_groups(student, config),
         lr=config.lr,
@@ -1088,7 +1086,7 @@ def _train(
                 "device": str(device),
                 "parameters": sum(p.numel() for p in student.parameters()),
                 "loss_terms": loss_fn.active_terms(),
-                "disabled_terms": loss_fn.disabled,
+                "loss_network": loss_fn.describe(),
             }
         )
 
@@ -1398,7 +1396,12 @@ def _train(
             "loss": ", ".join(
                 f"{k} x{getattr(loss_fn.weights, k)}" for k in loss_fn.active_terms()
             ),
+            "loss_network": loss_fn.describe(),
+            "backbone_weights": config.backbone_weights or "random init",
         }
+        final_model.config.extra.update(
+            {"loss_network": loss_fn.describe(), "teacher": card["teacher"]}
+        )
         final_model.save_pretrained(student_dir, model_card=card)
     dist.barrier()
     return student_dir

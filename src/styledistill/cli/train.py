@@ -74,9 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--backbone-weights",
-        default=None,
-        metavar="PATH|imagenet",
-        help="ResNet weights for the tokenizers (default: random init)",
+        default="imagenet",
+        metavar="PATH|imagenet|random",
+        help="tokenizer backbone weights: torchvision's ImageNet file from torch's hub cache "
+        "(default; sttr-small's MobileNetV2 file is placed offline by scripts/setup.sh), a "
+        "local file, or 'random'",
     )
 
     g = parser.add_argument_group("optimization")
@@ -122,7 +124,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--perceptual-weight",
         type=float,
         default=0.1,
-        help="VGG19 feature L1 to the teacher output",
+        help="loss-network feature L1 to the teacher output",
+    )
+    g.add_argument(
+        "--texture-weight",
+        type=float,
+        default=0.0,
+        help="loss-network feature statistics (mean/std) vs the teacher output",
     )
     g.add_argument(
         "--content-weight", type=float, default=0.0, help="official STTR content loss (relu4_1 MSE)"
@@ -131,10 +139,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--style-weight", type=float, default=0.0, help="official STTR style loss (mean/std MSE)"
     )
     g.add_argument(
+        "--loss-network",
+        choices=("auto", "vgg19", "mobilenet_v2"),
+        default="auto",
+        help="network of the feature terms (auto: VGG19 when its ImageNet file is in torch's "
+        "hub cache, as the STTR paper; else MobileNetV2, which ships offline)",
+    )
+    g.add_argument(
+        "--loss-network-weights",
+        default="imagenet",
+        metavar="PATH|imagenet",
+        help="its weights: torchvision's ImageNet file from torch's hub cache, or a local file; "
+        "missing weights are an error",
+    )
+    g.add_argument(
         "--vgg-weights",
         default=None,
         metavar="PATH|imagenet",
-        help="VGG19 weights for the VGG terms; without them those terms are off (with a warning)",
+        help="shorthand for --loss-network vgg19 --loss-network-weights PATH",
     )
 
     g = parser.add_argument_group("logging and checkpoints")
@@ -184,10 +206,12 @@ def run(args: argparse.Namespace) -> int:
         clip=args.clip,
         size=args.size,
         resume=args.resume,
-        vgg_weights=args.vgg_weights,
+        loss_network="vgg19" if args.vgg_weights else args.loss_network,
+        loss_network_weights=args.vgg_weights or args.loss_network_weights,
         backbone_weights=args.backbone_weights,
         pixel_weight=args.pixel_weight,
         perceptual_weight=args.perceptual_weight,
+        texture_weight=args.texture_weight,
         content_weight=args.content_weight,
         style_weight=args.style_weight,
         ema=args.ema,
