@@ -1,7 +1,7 @@
 """``bench``: latency, throughput and peak memory of student presets and a teacher, side by side.
 
 Both are measured in one run on one machine, so the teacher/student ratio is a fair
-comparison (design §8). Latency is one content + one style -> one stylized image
+comparison (targets: docs/architecture.md, Speed targets). Latency is one content + one style -> one stylized image
 (style encoding included), timed ``repeats`` times after ``warmup`` untimed runs and
 reported as median with quartiles. Throughput stylizes a batch of contents with one
 style. Peak memory is ``torch.cuda.max_memory_allocated`` on GPUs and the process's

@@ -1,5 +1,5 @@
 """``evaluate``: stylize every content x style pair with the teacher and/or the student,
-score them with the StyleID protocol (design §7) and write ``metrics.json`` + ``report.html``.
+score them with the StyleID protocol (docs/architecture.md) and write ``metrics.json`` + ``report.html``.
 
 The protocol, as StyleID's evaluation code runs it (20 MS-COCO contents x 40 WikiArt
 styles = 800 pairs, everything at 512 px):
@@ -46,7 +46,7 @@ __all__ = [
     "evaluate",
 ]
 
-#: The StyleID row of the paper's table (design §7; quoted, to be re-checked).
+#: The StyleID row of the paper's table (quoted, to be re-checked).
 PAPER_REFERENCE = {
     "StyleID (paper)": {"artfid": 28.80, "fid": 18.13, "lpips": 0.506, "cfsd": 0.228}
 }

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import StyledistillError
 
-#: Sub-commands in the order ``--help`` lists them (the flow of design §2).
+#: Sub-commands in the order ``--help`` lists them (the flow in docs/architecture.md).
 COMMANDS: dict[str, str] = {
     "demo": "styledistill.cli.demo",
     "samples": "styledistill.cli.samples",

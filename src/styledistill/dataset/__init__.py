@@ -1,6 +1,6 @@
 """Paired datasets made by a teacher: plan, shard writer, readers, and the training Dataset.
 
-A dataset is a folder (design §5)::
+A dataset is a folder::
 
     dataset.json                       the plan: teacher + settings, seed, pairing, counts
     shard-00000-of-00002/

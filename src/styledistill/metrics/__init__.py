@@ -1,4 +1,4 @@
-"""Evaluation metrics (design §7). Imports are lazy so light metrics stay light."""
+"""Evaluation metrics (docs/architecture.md, Evaluation protocol). Imports are lazy so light metrics stay light."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HistoGAN's RGB-uv colour histogram and the Hellinger "histogram loss" (design §7).
+"""HistoGAN's RGB-uv colour histogram and the Hellinger "histogram loss".
 
 The histogram describes an image's colours independently of its brightness: for each
 channel c in (R, G, B) it is a 2-D histogram of the log-chroma pair
@@ -15,7 +15,7 @@ Choices, following the reference code of Afifi, Brubaker & Brown (HistoGAN, CVPR
 * ``eps = 1e-6`` inside the logs and inside the intensity square root;
 * images are clamped to [0, 1] and resized to ``size x size`` with bilinear
   interpolation (``align_corners=False``, no antialiasing) when they are not that size
-  already; the design fixes ``size = 256`` (HistoGAN itself uses 150);
+  already; the evaluation fixes ``size = 256`` (HistoGAN itself uses 150);
 * distance: Hellinger, ``(1/sqrt(2)) * ||sqrt(H1) - sqrt(H2)||_2`` over all
   ``3 x bins x bins`` entries, per image (HistoGAN averages it over the batch; here it
   is returned per pair so callers can average or inspect it). It lies in [0, 1].
@@ -36,9 +36,9 @@ __all__ = [
     "rgb_uv_histogram",
 ]
 
-#: Bins per log-chroma axis (design §7).
+#: Bins per log-chroma axis (docs/architecture.md, Evaluation protocol).
 HISTOGRAM_BINS = 64
-#: Side the images are resized to before counting (design §7).
+#: Side larger images are resized to before counting.
 HISTOGRAM_SIZE = 256
 _EPS = 1e-6
 _BOUNDARY = (-3.0, 3.0)
@@ -110,7 +110,7 @@ def image_histogram_distance(
     bins: int = HISTOGRAM_BINS,
     size: int | None = HISTOGRAM_SIZE,
 ) -> torch.Tensor:
-    """The histogram loss of design §7: Hellinger distance ``[B]`` between images' histograms."""
+    """The evaluation's histogram loss: Hellinger distance ``[B]`` between images' histograms."""
     return histogram_distance(
         rgb_uv_histogram(images, bins, size), rgb_uv_histogram(references, bins, size)
     )

@@ -37,7 +37,7 @@ class WeightSpec:
     description: str
 
 
-#: The weights the StyleID evaluation protocol uses (design §7).
+#: The weights the StyleID evaluation protocol uses.
 WEIGHTS: dict[str, WeightSpec] = {
     "art_inception": WeightSpec(
         key="art_inception",
