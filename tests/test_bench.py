@@ -60,7 +60,8 @@ def test_run_benchmark_writes_json_and_plot(tmp_path):
             latency["min"] <= latency["q1"] <= latency["median"] <= latency["q3"] <= latency["max"]
         )
         assert latency["runs"] == (2 if row["kind"] == "student" else 1)
-        assert row["images_per_second"] > 0
+        # throughput is the batch over the median batch time: 1000 / median per-image ms
+        assert row["images_per_second"] == pytest.approx(1000.0 / latency["median"], rel=1e-9)
         assert row["peak_memory_mb"] is None or row["peak_memory_mb"] > 0
     assert report["ratios"] == [
         {

@@ -38,20 +38,6 @@ from styledistill.images import load_image
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9._-]+__[A-Za-z0-9._-]+__[0-9a-f]{8}$")
 
 
-def make_images(folder: Path, count: int, seed: int, prefix: str = "img") -> list[Path]:
-    """``count`` random RGB images of different sizes and aspect ratios."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(count):
-        height, width = 40 + 7 * i, 56 - 3 * i
-        array = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        path = folder / f"{prefix}{i}.png"
-        Image.fromarray(array).save(path)
-        paths.append(path)
-    return paths
-
-
 def add_bad_inputs(folder: Path) -> dict[str, str]:
     """A corrupt PNG, a text file named .png and a too-small image; name -> reason fragment."""
     good = folder / "ok_for_truncation.png"
@@ -121,7 +107,7 @@ class BatchedFakeTeacher(FakeTeacher):
 
 
 @pytest.fixture
-def folders(tmp_path: Path) -> tuple[Path, Path]:
+def folders(make_images, tmp_path: Path) -> tuple[Path, Path]:
     contents, styles = tmp_path / "contents", tmp_path / "styles"
     make_images(contents, 3, seed=1, prefix="photo")
     make_images(styles, 2, seed=2, prefix="art")
@@ -137,7 +123,9 @@ def manifest_lines(path: Path) -> list[dict]:
 # --------------------------------------------------------------------------- plan
 
 
-def test_plan_all_pairs_is_style_major_deterministic_with_safe_unique_keys(tmp_path, folders):
+def test_plan_all_pairs_is_style_major_deterministic_with_safe_unique_keys(
+    make_images, tmp_path, folders
+):
     contents, styles = folders
     (contents / "sub").mkdir()
     make_images(contents / "sub", 1, seed=9, prefix="photo")  # same stem as photo0.png
@@ -153,7 +141,7 @@ def test_plan_all_pairs_is_style_major_deterministic_with_safe_unique_keys(tmp_p
     assert len({p.seed for p in plan.pairs}) == len(plan)
 
 
-def test_plan_styles_per_content_limit_and_shards(folders):
+def test_plan_styles_per_content_limit_and_shards(make_images, folders):
     contents, styles = folders
     make_images(styles, 5, seed=4, prefix="more")
     plan = make_plan(contents, styles, styles_per_content=3, seed=0)
@@ -520,93 +508,24 @@ def test_paired_dataset_finds_inputs_after_they_move(tmp_path, folders):
 # --------------------------------------------------------------------------- StyleID
 
 
-def tiny_styleid_teacher(size: int = 32):
-    """StyleID with tiny random diffusers components (the real algorithm, tiny shapes)."""
-    pytest.importorskip("diffusers")
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-
-    from styledistill.teachers._styleid_attention import self_attention_layers
+def test_styleid_teacher_through_the_same_writer(
+    save_sd_folder, tiny_sd, make_images, tmp_path, capsys
+):
     from styledistill.teachers.styleid import StyleIDTeacher
 
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=size // 2,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(16, 32),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16,
-        attention_head_dim=4,
-        norm_num_groups=8,
-    )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(8, 16),
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        norm_num_groups=8,
-        layers_per_block=1,
-    )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    layers = [name for name in self_attention_layers(unet) if name.startswith("up_blocks")]
-    return StyleIDTeacher(
-        unet,
-        vae,
-        scheduler,
-        prompt_embeds=torch.randn(1, 4, 16),
+    contents, styles = tmp_path / "c", tmp_path / "s"
+    make_images(contents, 2, seed=5)
+    make_images(styles, 2, seed=6)
+    (styles / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    teacher = StyleIDTeacher(
+        **tiny_sd(sample_size=16),
         num_steps=3,
-        layers=layers,
-        size=size,
+        size=32,
         device="cpu",
         dtype=torch.float32,
         progress=False,
         model_id="tiny/random-sd",
     )
-
-
-def save_tiny_sd_folder(teacher, folder: Path) -> Path:
-    """A diffusers SD 1.x folder (unet, vae, scheduler, text encoder, tokenizer), tiny and random."""
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    teacher.unet.save_pretrained(folder / "unet")
-    teacher.vae.save_pretrained(folder / "vae")
-    teacher.scheduler.save_pretrained(folder / "scheduler")
-    vocab, merges = folder / "vocab.json", folder / "merges.txt"
-    vocab.write_text(json.dumps({"<|startoftext|>": 0, "<|endoftext|>": 1, "a</w>": 2, "a": 3}))
-    merges.write_text("#version: 0.2\n")
-    CLIPTokenizer(str(vocab), str(merges), model_max_length=8).save_pretrained(folder / "tokenizer")
-    config = CLIPTextConfig(
-        vocab_size=4,
-        hidden_size=16,
-        intermediate_size=32,
-        num_attention_heads=2,
-        num_hidden_layers=1,
-        max_position_embeddings=8,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1,
-    )
-    CLIPTextModel(config).save_pretrained(folder / "text_encoder")
-    return folder
-
-
-def test_styleid_teacher_through_the_same_writer(tmp_path, capsys):
-    contents, styles = tmp_path / "c", tmp_path / "s"
-    make_images(contents, 2, seed=5)
-    make_images(styles, 2, seed=6)
-    (styles / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    teacher = tiny_styleid_teacher()
     out = tmp_path / "data"
     summary = teach(teacher, contents, styles, out, batch_size=3, show_progress=False)
     assert summary.written == 4 and summary.failed_inputs == 1 and summary.failed_pairs == 2
@@ -633,7 +552,10 @@ def test_styleid_teacher_through_the_same_writer(tmp_path, capsys):
     assert (written - alone).abs().max() <= 2 / 255
 
     # The same from the command line, loading the model from a diffusers folder.
-    model = save_tiny_sd_folder(teacher, tmp_path / "tiny-sd")
+    model = save_sd_folder(
+        {"unet": teacher.unet, "vae": teacher.vae, "scheduler": teacher.scheduler},
+        tmp_path / "tiny-sd",
+    )
     (styles / "broken.png").unlink()
     args = [
         "teach", "--teacher", "styleid", "--model", str(model), "--device", "cpu",
@@ -669,7 +591,7 @@ def test_one_writer_per_shard_and_out_outside_inputs(tmp_path, folders):
         teach(FakeTeacher(), contents, styles, contents / "out", show_progress=False)
 
 
-def test_new_input_images_extend_the_plan_with_a_warning(tmp_path, folders):
+def test_new_input_images_extend_the_plan_with_a_warning(make_images, tmp_path, folders):
     contents, styles = folders
     out = tmp_path / "data"
     teach(FakeTeacher(), contents, styles, out, show_progress=False)

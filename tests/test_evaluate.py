@@ -312,56 +312,75 @@ def test_evaluate_help_has_examples(capsys):
     assert "examples:" in text and "--weights-dir" in text and "art_inception.pth" in text
 
 
-def test_fid_and_histogram_reference_consistency():
-    """ArtFID's combination is monotone in both terms (guards a swapped formula)."""
-    from styledistill.metrics.artfid import artfid_score
+def _reference_histogram_loss(image: np.ndarray, reference: np.ndarray, bins: int = 64) -> float:
+    """HistoGAN's RGB-uv histogram loss written from its definition, in float64 numpy.
 
-    assert artfid_score(10, 0.5) < artfid_score(11, 0.5) < artfid_score(11, 0.6)
-    assert np.isclose(artfid_score(0, 0), 1.0)
+    For each channel c: a 2-D histogram of (log I_c/I_o1, log I_c/I_o2) over the two other
+    channels in RGB order, inverse-quadratic kernel (sigma 0.02) on bins over [-3, 3],
+    pixels weighted by their intensity; then the Hellinger distance.
+    """
+
+    def histogram(x: np.ndarray) -> np.ndarray:
+        flat = x.reshape(3, -1).astype(np.float64)
+        logs = np.log(flat + 1e-6)
+        weight = np.sqrt((flat**2).sum(0) + 1e-6)
+        centres = np.linspace(-3.0, 3.0, bins)
+        out = np.zeros((3, bins, bins))
+        for c, (o1, o2) in enumerate([(1, 2), (0, 2), (0, 1)]):
+            u = (logs[c] - logs[o1])[:, None] - centres
+            v = (logs[c] - logs[o2])[:, None] - centres
+            ku, kv = 1 / (1 + (u / 0.02) ** 2), 1 / (1 + (v / 0.02) ** 2)
+            out[c] = np.einsum("p,pi,pj->ij", weight, ku, kv)
+        return out / (out.sum() + 1e-6)
+
+    diff = np.sqrt(histogram(image)) - np.sqrt(histogram(reference))
+    return float(np.sqrt((diff**2).sum()) / np.sqrt(2.0))
 
 
-def test_evaluate_with_a_styleid_teacher_object(workspace, tmp_path):
+def test_histogram_loss_is_scored_against_the_style_by_an_independent_reference(
+    workspace, tmp_path
+):
+    """Each pair's histogram loss equals a from-the-definition numpy reference computed
+    between the saved output and its *style* (not its content), for every pair."""
+    from styledistill.images import center_crop_resize
+
+    out = tmp_path / "report"
+    evaluate(
+        EvaluationSettings(
+            contents=workspace / "contents",
+            styles=workspace / "styles",
+            out=out,
+            teacher="texture",
+            teacher_options=TINY_TEXTURE,
+            weights_dir=None,  # no metric networks: this test needs the histogram only
+            size=SIZE,
+            device="cpu",
+            progress=False,
+        )
+    )
+    pairs = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
+    assert len(pairs) == 4
+    for pair in pairs:
+        name = f"{pair['content']}__{pair['style']}.png"
+        stylized = load_image(out / "images" / "teacher" / name).numpy()
+        style = center_crop_resize(load_image(workspace / "styles" / f"{pair['style']}.jpg"), SIZE)
+        content = center_crop_resize(
+            load_image(workspace / "contents" / f"{pair['content']}.png"), SIZE
+        )
+        to_style = _reference_histogram_loss(stylized, style.numpy())
+        to_content = _reference_histogram_loss(stylized, content.numpy())
+        assert abs(to_style - to_content) > 0.01  # the check below can tell them apart
+        assert pair["teacher"]["histogram"] == pytest.approx(to_style, rel=1e-4, abs=1e-6)
+    scored = json.loads((out / "metrics.json").read_text())["metrics"]["teacher"]["histogram"]
+    assert scored == pytest.approx(np.mean([p["teacher"]["histogram"] for p in pairs]))
+
+
+def test_evaluate_with_a_styleid_teacher_object(workspace, tmp_path, tiny_sd):
     """The diffusion teacher goes through the same protocol (tiny random SD components)."""
-    pytest.importorskip("diffusers")
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-
     from styledistill.teachers import StyleIDTeacher
 
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(8, 8, 16, 16),
-        layers_per_block=2,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        cross_attention_dim=16,
-        attention_head_dim=2,
-        norm_num_groups=4,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16),
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        norm_num_groups=4,
-    )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
     teacher = StyleIDTeacher(
-        unet,
-        vae,
-        scheduler,
-        prompt_embeds=torch.randn(1, 7, 16),
+        **tiny_sd(sample_size=32),
         num_steps=2,
         size=64,
         device="cpu",

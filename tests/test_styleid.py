@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 import math
 
 import pytest
@@ -19,7 +18,7 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from diffusers import DDIMScheduler, UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from styledistill.errors import CheckpointError, ConfigError
@@ -38,66 +37,17 @@ SIX_LAYERS = [
 SIZE = 32  # pixels; the tiny VAE downsamples by 2 -> 16x16 latents
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models are overhead-bound; one thread avoids OpenMP spinning on shared CPUs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def get_dummy_components(seed: int = 0, prediction_type: str = "epsilon") -> dict:
-    """SD 1.x layout (4 stages, 2 layers per block, 3 decoder attentions) at toy width.
-
-    ``prediction_type="v_prediction"`` gives the SD 2.x variant: linear projections in the
-    transformer blocks and a v-prediction DDIM scheduler.
-    """
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(8, 8, 16, 16),
-        layers_per_block=2,
-        sample_size=SIZE // 2,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        cross_attention_dim=16,
-        attention_head_dim=2,
-        norm_num_groups=4,
-        use_linear_projection=prediction_type == "v_prediction",
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        latent_channels=4,
-        norm_num_groups=4,
-    )
-    scheduler = DDIMScheduler(  # the SD 1.x scheduler config
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        num_train_timesteps=1000,
-        prediction_type=prediction_type,
-    )
-    prompt_embeds = torch.randn(1, 7, 16)
-    return {"unet": unet, "vae": vae, "scheduler": scheduler, "prompt_embeds": prompt_embeds}
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def components() -> dict:
-    return get_dummy_components()
+def components(tiny_sd) -> dict:
+    return tiny_sd(sample_size=SIZE // 2)
 
 
 @pytest.fixture(scope="module")
-def v_components() -> dict:
-    return get_dummy_components(seed=1, prediction_type="v_prediction")
+def v_components(tiny_sd) -> dict:
+    return tiny_sd(seed=1, prediction_type="v_prediction", sample_size=SIZE // 2)
 
 
 def make_teacher(components: dict, **settings) -> StyleIDTeacher:
@@ -450,34 +400,8 @@ def test_bad_inputs_give_one_line_errors(components, tmp_path):
         StyleIDTeacher.from_pretrained("nobody/no-such-model", local_files_only=True)
 
 
-def save_diffusers_folder(components: dict, folder):
-    """A diffusers SD folder (unet, vae, scheduler, tiny CLIP text encoder and tokenizer)."""
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    components["unet"].save_pretrained(folder / "unet")
-    components["vae"].save_pretrained(folder / "vae")
-    components["scheduler"].save_pretrained(folder / "scheduler")
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "!": 2, "a</w>": 3}
-    (folder / "tokenizer").mkdir()
-    (folder / "tokenizer" / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "tokenizer" / "merges.txt").write_text("#version: 0.2\n")
-    CLIPTokenizer(
-        str(folder / "tokenizer" / "vocab.json"),
-        str(folder / "tokenizer" / "merges.txt"),
-        model_max_length=7,
-    ).save_pretrained(folder / "tokenizer")
-    torch.manual_seed(0)
-    text_config = CLIPTextConfig(
-        vocab_size=4, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=2, max_position_embeddings=7, bos_token_id=0, eos_token_id=1,
-        pad_token_id=1,
-    )  # fmt: skip
-    CLIPTextModel(text_config).save_pretrained(folder / "text_encoder")
-    return folder
-
-
-def test_from_pretrained_loads_a_local_diffusers_folder(components, tmp_path):
-    folder = save_diffusers_folder(components, tmp_path / "sd-tiny")
+def test_from_pretrained_loads_a_local_diffusers_folder(save_sd_folder, components, tmp_path):
+    folder = save_sd_folder(components, tmp_path / "sd-tiny")
 
     teacher = StyleIDTeacher.from_pretrained(
         folder, device="cpu", num_steps=3, size=SIZE, progress=False
@@ -521,12 +445,12 @@ def test_v_prediction_and_native_size(v_components):
         StyleIDTeacher(**{**v_components, "scheduler": bad}, device="cpu", dtype=torch.float32)
 
 
-def test_teach_cli_accepts_an_sd2_folder(v_components, tmp_path, capsys):
+def test_teach_cli_accepts_an_sd2_folder(save_sd_folder, v_components, tmp_path, capsys):
     from styledistill.cli import main
     from styledistill.dataset import read_manifest
     from styledistill.images import save_image
 
-    folder = save_diffusers_folder(v_components, tmp_path / "sd2-tiny")
+    folder = save_sd_folder(v_components, tmp_path / "sd2-tiny")
     for kind, seed in (("c", 60), ("s", 61)):
         save_image(images(1, seed, height=40, width=36)[0], tmp_path / kind / "0.png")
     args = [
@@ -717,7 +641,9 @@ def test_single_file_offline_needs_local_configs(tmp_path, monkeypatch):
         StyleIDTeacher.from_pretrained(path, device="cpu", original_config=tmp_path / "x.yaml")
 
 
-def test_single_file_goes_through_from_single_file_and_the_cli(components, tmp_path, monkeypatch):
+def test_single_file_goes_through_from_single_file_and_the_cli(
+    save_sd_folder, components, tmp_path, monkeypatch
+):
     """diffusers ships no converter back to the original layout, so a tiny real checkpoint
     cannot be made here: ``from_single_file`` is replaced by a fake that returns tiny
     components, and the test checks what it is asked and that the teacher and the CLI
@@ -731,7 +657,7 @@ def test_single_file_goes_through_from_single_file_and_the_cli(components, tmp_p
     from styledistill.dataset import read_manifest
     from styledistill.images import save_image
 
-    folder = save_diffusers_folder(components, tmp_path / "config")
+    folder = save_sd_folder(components, tmp_path / "config")
     calls = []
 
     def fake_from_single_file(cls, path, **kwargs):

@@ -31,14 +31,6 @@ FAST_TEXTURE = [
 ]  # fmt: skip
 
 
-def make_images(folder: Path, count: int, seed: int, prefix: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        array = rng.integers(0, 256, (36 + 5 * i, 60 - 2 * i, 3), dtype=np.uint8)
-        Image.fromarray(array).save(folder / f"{prefix}{i:02d}.png")
-
-
 def teach_args(contents: Path, styles: Path, out: Path, *extra: str) -> list[str]:
     return [
         "teach", *FAST_TEXTURE, "--contents", str(contents), "--styles", str(styles),
@@ -63,10 +55,10 @@ def check_dataset(out: Path, expected_keys: set[str]) -> list[dict]:
     return lines
 
 
-def test_teach_texture_reports_bad_inputs_and_writes_dataset(tmp_path, capsys):
+def test_teach_texture_reports_bad_inputs_and_writes_dataset(make_images, tmp_path, capsys):
     contents, styles, out = tmp_path / "contents", tmp_path / "styles", tmp_path / "data"
-    make_images(contents, 3, seed=0, prefix="photo")
-    make_images(styles, 2, seed=1, prefix="art")
+    make_images(contents, 3, seed=0, prefix="photo", digits=2)
+    make_images(styles, 2, seed=1, prefix="art", digits=2)
     png = (contents / "photo00.png").read_bytes()
     (contents / "truncated.png").write_bytes(png[: len(png) // 3])
     (contents / "readme.png").write_text("not an image")
@@ -103,8 +95,8 @@ def test_teach_texture_reports_bad_inputs_and_writes_dataset(tmp_path, capsys):
     assert (out / "shard-00000-of-00001" / "manifest.jsonl").read_bytes() == before
 
 
-def test_teach_rejects_flags_of_the_other_teacher(tmp_path, capsys):
-    make_images(tmp_path / "c", 1, seed=0, prefix="c")
+def test_teach_rejects_flags_of_the_other_teacher(make_images, tmp_path, capsys):
+    make_images(tmp_path / "c", 1, seed=0, prefix="c", digits=2)
     args = teach_args(tmp_path / "c", tmp_path / "c", tmp_path / "o", "--gamma", "0.5")
     assert main(args) == 2
     assert "--gamma: not a setting of --teacher texture" in capsys.readouterr().err
@@ -127,10 +119,10 @@ def test_shards_from_torchrun_env_and_slurm_flags(monkeypatch):
         shard_from_env(3, 3)
 
 
-def test_slurm_style_shards_add_up_to_the_plan(tmp_path, capsys):
+def test_slurm_style_shards_add_up_to_the_plan(make_images, tmp_path, capsys):
     contents, styles, out = tmp_path / "c", tmp_path / "s", tmp_path / "data"
-    make_images(contents, 3, seed=0, prefix="c")
-    make_images(styles, 2, seed=1, prefix="s")
+    make_images(contents, 3, seed=0, prefix="c", digits=2)
+    make_images(styles, 2, seed=1, prefix="s", digits=2)
     for index in (1, 0):
         assert (
             main(
@@ -147,10 +139,10 @@ def test_slurm_style_shards_add_up_to_the_plan(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_kill_9_mid_run_then_rerun_gives_exactly_the_plan(tmp_path):
+def test_kill_9_mid_run_then_rerun_gives_exactly_the_plan(make_images, tmp_path):
     contents, styles, out = tmp_path / "c", tmp_path / "s", tmp_path / "data"
-    make_images(contents, 8, seed=0, prefix="c")
-    make_images(styles, 5, seed=1, prefix="s")
+    make_images(contents, 8, seed=0, prefix="c", digits=2)
+    make_images(styles, 5, seed=1, prefix="s", digits=2)
     command = [
         sys.executable,
         "-m",
@@ -181,9 +173,9 @@ def test_kill_9_mid_run_then_rerun_gives_exactly_the_plan(tmp_path):
     check_dataset(out, {p.key for p in make_plan(contents, styles).pairs})
 
 
-def test_teach_styleid_with_missing_weights_fails_in_one_line(tmp_path, capsys):
+def test_teach_styleid_with_missing_weights_fails_in_one_line(make_images, tmp_path, capsys):
     pytest.importorskip("diffusers")
-    make_images(tmp_path / "c", 1, seed=0, prefix="c")
+    make_images(tmp_path / "c", 1, seed=0, prefix="c", digits=2)
     args = [
         "teach", "--teacher", "styleid", "--model", str(tmp_path / "no-such-model"),
         "--contents", str(tmp_path / "c"), "--styles", str(tmp_path / "c"),

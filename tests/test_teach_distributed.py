@@ -8,9 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from styledistill.dataset import make_plan
 from styledistill.images import load_image
@@ -18,17 +16,9 @@ from styledistill.images import load_image
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 
-def make_images(folder: Path, count: int, seed: int, prefix: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        array = rng.integers(0, 256, (40 + 3 * i, 48, 3), dtype=np.uint8)
-        Image.fromarray(array).save(folder / f"{prefix}{i}.png")
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed next to python")
-def test_two_ranks_write_disjoint_shards_covering_the_plan(tmp_path):
+def test_two_ranks_write_disjoint_shards_covering_the_plan(make_images, tmp_path):
     contents, styles, out = tmp_path / "c", tmp_path / "s", tmp_path / "data"
     make_images(contents, 3, seed=0, prefix="c")
     make_images(styles, 3, seed=1, prefix="s")
