@@ -16,6 +16,7 @@ from ..runtime import set_threads as apply_threads
 
 __all__ = [
     "add_device_argument",
+    "add_key_value_argument",
     "add_threads_argument",
     "apply_threads",
     "key_value_option",
@@ -40,6 +41,13 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="torch CPU threads (default: torch's choice; on a shared or busy CPU, 1 per "
         "process is often fastest, as more threads wait on each other)",
+    )
+
+
+def add_key_value_argument(parser: Any, flag: str, help: str) -> None:
+    """A repeatable ``--flag KEY=VALUE`` (collected as a list of ``(key, value)`` pairs)."""
+    parser.add_argument(
+        flag, type=key_value_option, action="append", default=[], metavar="KEY=VALUE", help=help
     )
 
 

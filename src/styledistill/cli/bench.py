@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..runtime import resolve_device, set_threads
 from ..teachers.registry import DEFAULT_STYLEID_MODEL, check_teacher_model, list_teachers
-from ._common import add_device_argument, add_threads_argument, key_value_option
+from ._common import add_device_argument, add_key_value_argument, add_threads_argument
 
 HELP = "measure latency, throughput and peak memory of student presets and a teacher, side by side"
 DESCRIPTION = """\
@@ -61,21 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"Stable Diffusion hub id or folder for --teacher styleid "
         f"(default: {DEFAULT_STYLEID_MODEL})",
     )
-    parser.add_argument(
+    add_key_value_argument(
+        parser,
         "--preset-option",
-        type=key_value_option,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a student preset setting (JSON value), e.g. d_model=64; repeatable",
+        "override a student preset setting (JSON value), e.g. d_model=64; repeatable",
     )
-    parser.add_argument(
-        "--teacher-option",
-        type=key_value_option,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="teacher setting (JSON value), e.g. num_steps=25; repeatable",
+    add_key_value_argument(
+        parser, "--teacher-option", "teacher setting (JSON value), e.g. num_steps=25; repeatable"
     )
     parser.add_argument("--sizes", default="256,512,1024", help="square image sides to time")
     parser.add_argument("--teacher-sizes", help="sides for the teacher (default: --sizes)")

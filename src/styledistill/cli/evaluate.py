@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..teachers.registry import DEFAULT_STYLEID_MODEL, check_teacher_model, list_teachers
-from ._common import add_device_argument, key_value_option
+from ._common import add_device_argument, add_key_value_argument
 
 HELP = (
     "score teacher and/or student with the StyleID protocol (ArtFID, FID, LPIPS, CFSD, histogram)"
@@ -66,13 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"Stable Diffusion hub id or folder for --teacher styleid "
         f"(default: {DEFAULT_STYLEID_MODEL})",
     )
-    what.add_argument(
-        "--teacher-option",
-        type=key_value_option,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="teacher setting (value parsed as JSON), repeatable",
+    add_key_value_argument(
+        what, "--teacher-option", "teacher setting (value parsed as JSON), repeatable"
     )
     data = parser.add_argument_group("data and output")
     data.add_argument("--contents", type=Path, required=True, help="folder of content images")

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..runtime import resolve_device, set_threads
 from ..teachers.registry import DEFAULT_STYLEID_MODEL, get_teacher_spec, list_teachers
-from ._common import add_device_argument, add_threads_argument, key_value_option
+from ._common import add_device_argument, add_key_value_argument, add_threads_argument
 
 HELP = "make a paired dataset: a teacher stylizes content x style images (sharded, resumable)"
 DESCRIPTION = """\
@@ -234,13 +234,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     tex.add_argument("--noise-sigma", type=float, help="start noise std")
     tex.add_argument("--style-rotations", type=int, help="1-4: also use rotated style patches")
-    parser.add_argument(
-        "--teacher-option",
-        type=key_value_option,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any other teacher setting (value parsed as JSON), repeatable",
+    add_key_value_argument(
+        parser, "--teacher-option", "any other teacher setting (value parsed as JSON), repeatable"
     )
 
 
