@@ -4,7 +4,7 @@ Measures, per preset and square size, at batch 1 in eval mode under inference_mo
   full   = forward(content, style): both tokenizers, encoder and decoder;
   cached = decode(content, cached style): what folders and video pay per frame.
 Prints median and spread (min..max), the small/paper speed ratio, the ratio to the
-design target (sttr-small <= 150 ms at 512 on a 2-core CPU; on GPU sttr-paper <= 5 ms
+speed target (docs/architecture.md; sttr-small <= 150 ms at 512 on a 2-core CPU; on GPU sttr-paper <= 5 ms
 at 512, >= 500 images/s batched), the machine, and the load average (shared CPUs
 make numbers noisy: compare columns from the same run only).
 
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from styledistill.student import STTR
 
-CPU_TARGET_MS = 150.0  # sttr-small, 512x512, 2-core CPU (design §8)
+CPU_TARGET_MS = 150.0  # sttr-small, 512x512, 2-core CPU (docs/architecture.md)
 GPU_TARGET_MS = 5.0  # sttr-paper, 512x512, H100, batch 1
 GPU_TARGET_IPS = 500.0  # sttr-paper, 512x512, H100, batched
 
@@ -52,8 +52,16 @@ def machine(device: torch.device) -> str:
     return text
 
 
+#: Timed runs every measurement gets, however slow: a median needs more than one run.
+MIN_RUNS = 3
+
+
 def timed(fn, device: torch.device, repeats: int, budget_s: float) -> list[float]:
-    """Milliseconds per call: one warm-up, then up to ``repeats`` runs within ``budget_s``."""
+    """Milliseconds per call: one warm-up, then ``repeats`` runs.
+
+    Slow cases stop once ``budget_s`` is spent, but never before ``MIN_RUNS`` runs (or
+    ``repeats``, if lower): the printed ``n=`` says how many were timed.
+    """
 
     def once() -> float:
         if device.type == "cuda":
@@ -69,9 +77,9 @@ def timed(fn, device: torch.device, repeats: int, budget_s: float) -> list[float
         once()  # second warm-up: cuDNN autotuning, allocator
     times: list[float] = []
     spent = 0.0
-    while len(times) < repeats and (spent < budget_s * 1000.0 or len(times) < 3):
-        if warm > budget_s * 1000.0 and not times:
-            return [warm]  # too slow to repeat: report the single run
+    del warm  # not timed: lazy init, allocator, autotuning
+    minimum = min(MIN_RUNS, repeats)
+    while len(times) < repeats and (spent < budget_s * 1000.0 or len(times) < minimum):
         times.append(once())
         spent += times[-1]
     return times
