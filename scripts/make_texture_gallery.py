@@ -45,9 +45,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from tqdm.auto import tqdm
-
     from styledistill.images import center_crop_resize, image_grid
+    from styledistill.runtime import progress_bar
     from styledistill.samples import generate_style, sample_contents
     from styledistill.teachers.texture import PREVIOUS_DEFAULTS, TextureTeacher
 
@@ -58,7 +57,7 @@ def main() -> None:
     styles = {name: generate_style(name, args.size, seed=0) for name in args.styles.split(",")}
     prepared = {name: teacher.prepare_style(image) for name, image in styles.items()}
     rows = [[None, *styles.values()]]
-    bar = tqdm(total=len(contents) * len(styles), desc="gallery", unit="pair")
+    bar = progress_bar(total=len(contents) * len(styles), desc="gallery", unit="pair")
     for content in contents.values():
         row = [center_crop_resize(content, args.size)]
         for style in prepared.values():
