@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
+
+from onnx_vs_torch import machine, timed  # bench/ is on sys.path when run as a script
 
 #: The sttr-small of the previous release (for "no slower than before" in the same run).
 PREVIOUS_SMALL = {
@@ -31,30 +31,6 @@ PREVIOUS_SMALL = {
     "decoder_skip_strides": [],
     "style_patches": 0,
 }
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()
-    return f"{model}, {os.cpu_count()} logical cores, load average {load[0]:.1f}"
-
-
-def timed(fn, repeats: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def student_runner(model, size: int, threads: int, folder: Path):

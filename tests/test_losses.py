@@ -184,5 +184,5 @@ def test_bad_vgg_files_are_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="cannot read"):
         load_vgg19_features(tmp_path / "junk.pth")
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
-    with pytest.raises(CheckpointError, match=r"not a VGG19 state dict|shape"):
+    with pytest.raises(CheckpointError, match=r"not a vgg19 state dict|shape"):
         load_vgg19_features(tmp_path / "wrong.pth")

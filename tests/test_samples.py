@@ -214,7 +214,7 @@ def test_cli_samples_bad_size_and_out(tmp_path, capsys):
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     assert main(["samples", "--out", str(a_file)]) == 2
-    assert "exists and is not a folder" in capsys.readouterr().err
+    assert "exists and is a file, not a folder" in capsys.readouterr().err
 
 
 def test_cli_samples_help(capsys):

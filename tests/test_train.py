@@ -38,6 +38,7 @@ TINY = {
     "content_stride": 8,
     "style_backbone": "resnet18",
     "style_stride": 8,
+    "style_patches": 16,
     "style_size": 32,
     "d_model": 32,
     "num_heads": 2,
@@ -475,7 +476,7 @@ def test_cli_trains_and_reports_errors(dataset, tmp_path, capsys):
         for key, value in TINY.items()
         for arg in ("--model-option", f"{key}={json.dumps(value)}")
     ]
-    settings = "--steps 2 --batch-size 2 --num-workers 0 --no-tensorboard --perceptual-weight 0 --val-fraction 0.3"
+    settings = "--steps 2 --batch-size 2 --num-workers 0 --no-tensorboard --perceptual-weight 0 --val-fraction 0.3 --backbone-weights random"
     code = main([*common, "--out", str(run), *settings.split(), "--preset", "sttr-small", *options])
     assert code == 0
     assert "student saved to" in capsys.readouterr().out

@@ -112,8 +112,7 @@ def prepare_inputs(
     out: Path, plan: DemoPlan, *, seed: int = 0, progress: bool = True
 ) -> dict[str, Path]:
     """Write the demo's content/style folders (train and held-out); existing files are kept."""
-    from tqdm.auto import tqdm
-
+    from .runtime import progress_bar
     from .samples import STYLE_NAMES, content_path, generate_style
 
     folders = {
@@ -148,7 +147,9 @@ def prepare_inputs(
         jobs.append((path, lambda n=name: generate_style(n, work_size, seed + 100)))
 
     todo = [(path, make) for path, make in jobs if not path.is_file()]
-    for path, make in tqdm(todo, desc="inputs", unit="img", disable=not progress or not todo):
+    for path, make in progress_bar(
+        todo, desc="inputs", unit="img", enabled=progress and bool(todo)
+    ):
         save_image(make(), path)
     return folders
 

@@ -20,7 +20,7 @@ import torch
 
 from .errors import CheckpointError
 
-__all__ = ["hub_checkpoint_path", "imagenet_state_dict", "verify_hub_file"]
+__all__ = ["hub_checkpoint_path", "imagenet_state_dict", "sha256_file", "verify_hub_file"]
 
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")  # torch.hub's naming: name-<sha256 prefix>.ext
 SETUP_HINT = "run `bash scripts/setup.sh` (it places the offline copy) or go online once"
@@ -46,7 +46,8 @@ def hub_checkpoint_path(arch: str) -> tuple[Path, str]:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name, url
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -57,7 +58,7 @@ def _sha256(path: Path) -> str:
 @lru_cache(maxsize=16)
 def _verified(path: str, size: int, mtime_ns: int) -> str:
     """SHA-256 of a file, once per (path, size, mtime)."""
-    return _sha256(Path(path))
+    return sha256_file(Path(path))
 
 
 def verify_hub_file(path: Path, hint: str = SETUP_HINT) -> None:

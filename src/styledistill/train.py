@@ -1,4 +1,4 @@
-"""Training loop: distil a teacher dataset into the STTR student (design §6, §10).
+"""Training loop: distil a teacher dataset into the STTR student (docs/architecture.md).
 
 One readable loop in the nanoGPT manner, no framework: ``train(TrainConfig(...))``.
 
@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, ConfigError, StyledistillError
-from .images import _UMASK, make_shareable
+from .plumbing import make_shareable
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -294,7 +294,7 @@ def _setup_distributed(device_name: str | None) -> tuple[_Dist, torch.device]:
     """Join the torchrun process group when RANK/WORLD_SIZE are set; pick the device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if "RANK" not in os.environ or world <= 1:
-        from .cli._common import resolve_device
+        from .runtime import resolve_device
 
         return _Dist(), resolve_device(device_name)
     rank = int(os.environ["RANK"])
@@ -679,7 +679,7 @@ def save_checkpoint(destination: Path, payload: dict[str, Any]) -> Path:
         tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
     )
     try:
-        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp made it private (0700); use mkdir's mode
+        make_shareable(tmp, directory=True)  # mkdtemp made it private (0700)
         _write_checkpoint_files(tmp, payload)
         if destination.exists():
             old = destination.with_name(f".{destination.name}.old-{os.getpid()}")
@@ -1193,9 +1193,9 @@ def _train(
     params = [p for p in student.parameters() if p.requires_grad]
     bar = None
     if dist.is_main and config.progress:
-        from .cli._common import progress
+        from .runtime import progress_bar
 
-        bar = progress(total=config.steps, initial=step, desc="train", unit="step")
+        bar = progress_bar(total=config.steps, initial=step, desc="train", unit="step")
     window_time, window_steps = time.monotonic(), 0
     term_sums: dict[str, float] = {}
     loss_sum, loss_count = 0.0, 0

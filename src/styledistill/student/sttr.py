@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, ConfigError
-from ..images import atomic_path
+from ..plumbing import atomic_path
 
 __all__ = [
     "STTR",

@@ -1,0 +1,134 @@
+"""Probes behind the distillation benchmark's "why": what each measure rewards.
+
+Run after ``bench/distill_quality.py`` on the same ``--work`` folder. On every ``--every``-th
+held-out pair it prints
+
+1. the training loss terms (pixel L1, relative MobileNetV2 feature L1, texture) and the
+   EfficientNet-Lite0 distances of: the teacher re-run, a 5x5 box blur of the teacher's
+   own output, and the histogram-matched content, each against the teacher's output;
+2. for a trained student (``--run``): the distillation score as trained, with the
+   texture head's mosaic forced to weight 1 in the last conv, and with its attention
+   sharpened 10x after training.
+
+    python bench/distill_probes.py --work /tmp/dq2 --run /tmp/dq2/run-student
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+def load_pairs(work: Path, every: int):
+    from styledistill.images import center_crop_resize, load_image
+
+    pairs = json.loads((work / "eval" / "pairs.json").read_text())[::every]
+    for pair in pairs:
+        yield (
+            center_crop_resize(load_image(pair["content"]), 256),
+            load_image(pair["style"]),
+            load_image(work / "eval" / "seed0" / f"{pair['key']}.png"),
+            load_image(work / "eval" / "seed1" / f"{pair['key']}.png"),
+        )
+
+
+def what_measures_reward(work: Path, every: int) -> None:
+    from styledistill.losses import DistillationLoss, LossWeights
+    from styledistill.metrics.distillation import histogram_matched
+    from styledistill.metrics.perceptual import EfficientNetLite0, PerceptualDistance
+
+    loss = DistillationLoss(LossWeights(pixel=1, perceptual=1, texture=1), network="mobilenet_v2")
+    distance = PerceptualDistance(EfficientNetLite0.from_file())
+    sums: dict[str, dict[str, float]] = {}
+    count = 0
+    for content, style, teacher, rerun in load_pairs(work, every):
+        candidates = {
+            "teacher re-run": rerun,
+            "5x5 blur of the teacher": F.avg_pool2d(teacher[None], 5, 1, 2)[0],
+            "hist-matched": histogram_matched(content, style),
+        }
+        for name, image in candidates.items():
+            with torch.no_grad():
+                _, terms = loss(image[None], teacher[None])
+            values = {k: float(v) for k, v in terms.items()}
+            values.update(
+                {f"effnet {k}": float(v) for k, v in distance(image[None], teacher[None]).items()}
+            )
+            row = sums.setdefault(name, {})
+            for key, value in values.items():
+                row[key] = row.get(key, 0.0) + value
+        count += 1
+    print(f"\nagainst the teacher's output, mean of {count} held-out pairs")
+    keys = list(next(iter(sums.values())))
+    print("| candidate | " + " | ".join(keys) + " |")
+    print("|---|" + "---|" * len(keys))
+    for name, row in sums.items():
+        print(f"| {name} | " + " | ".join(f"{row[k] / count:.3f}" for k in keys) + " |")
+
+
+def texture_head_probes(work: Path, run: Path, every: int) -> None:
+    from styledistill.metrics.distillation import score_distillation, summarize
+    from styledistill.metrics.perceptual import EfficientNetLite0, PerceptualDistance
+    from styledistill.student import STTR, Stylizer
+
+    trained = STTR.from_pretrained(run / "student").eval()
+
+    def mosaic_weight(model: STTR, weight: float) -> STTR:
+        model = copy.deepcopy(model)
+        conv = model.image_decoder[-1]
+        with torch.no_grad():
+            conv.weight[:, -3:] = 0.0
+            for channel in range(3):
+                conv.weight[channel, conv.weight.shape[1] - 3 + channel, 1, 1] = weight
+        return model
+
+    def sharpened(model: STTR, factor: float) -> STTR:
+        model = copy.deepcopy(model)
+        with torch.no_grad():
+            for layer in (model.patch_query, model.patch_key):
+                layer.weight.mul_(factor**0.5)
+                layer.bias.mul_(factor**0.5)
+            model.patch_colour_scale.add_(float(torch.log(torch.tensor(factor))))
+        return model
+
+    variants = {
+        "as trained": trained,
+        "mosaic weight 1": mosaic_weight(trained, 1.0),
+        "attention 10x sharper": sharpened(trained, 10.0),
+    }
+    stylizers = {name: Stylizer(model, device="cpu") for name, model in variants.items()}
+    students = {
+        name: (lambda c, s, st=stylizer: st.stylize_tensor(c, s))
+        for name, stylizer in stylizers.items()
+    }
+    result = summarize(
+        score_distillation(
+            load_pairs(work, every), students, PerceptualDistance(EfficientNetLite0.from_file())
+        )
+    )
+    print(f"\nthe texture head of {run}, {result.count} held-out pairs")
+    print("\n".join(result.markdown(students)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work", type=Path, default=Path("/tmp/distill_quality"))
+    parser.add_argument("--run", type=Path, help="a trained run folder (for the head probes)")
+    parser.add_argument("--every", type=int, default=2, help="score every n-th held-out pair")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    what_measures_reward(args.work, args.every)
+    if args.run is not None:
+        texture_head_probes(args.work, args.run, args.every)
+
+
+if __name__ == "__main__":
+    main()
