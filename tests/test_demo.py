@@ -95,5 +95,6 @@ def test_demo_folder_errors_are_one_line(tmp_path):
     save_image(torch.rand(3, 40, 40), tmp_path / "one" / "a.png")
     with pytest.raises(ConfigError, match="needs at least 2 images"):
         run_demo(tmp_path / "d", plan=TINY, contents=tmp_path / "one", styles=tmp_path / "one")
+    assert not (tmp_path / "d").exists()  # refused before anything was written
     with pytest.raises(ConfigError, match="both --contents and --styles"):
         run_demo(tmp_path / "d", plan=TINY, contents=tmp_path / "one")

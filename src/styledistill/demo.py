@@ -154,6 +154,17 @@ def prepare_inputs(
     return folders
 
 
+def user_images(source: str | Path, role: str) -> list[Path]:
+    """The images of a user's ``--contents``/``--styles`` folder: at least two (one is held out)."""
+    files = list_images(source) if Path(source).is_dir() else []
+    if len(files) < 2:
+        raise ConfigError(
+            f"--{role} {source}: needs at least 2 images (one is held out for evaluation), "
+            f"found {len(files)}"
+        )
+    return files
+
+
 def user_inputs(
     out: Path, contents: str | Path, styles: str | Path, *, seed: int = 0
 ) -> dict[str, Path]:
@@ -167,12 +178,7 @@ def user_inputs(
         "eval_styles": out / "inputs" / "heldout" / "styles",
     }
     for role, source in (("contents", contents), ("styles", styles)):
-        files = list_images(source) if Path(source).is_dir() else []
-        if len(files) < 2:
-            raise ConfigError(
-                f"--{role} {source}: needs at least 2 images (one is held out for evaluation), "
-                f"found {len(files)}"
-            )
+        files = user_images(source, role)
         held = set(random.Random(seed).sample(range(len(files)), max(1, len(files) // 5)))
         for index, path in enumerate(files):
             folder = folders[f"{'eval' if index in held else 'train'}_{role}"]
@@ -271,6 +277,9 @@ def run_demo(
         if minutes <= 0:
             raise ConfigError(f"--minutes must be > 0, got {minutes}")
         plan = replace(plan, train_minutes=minutes, train_steps=max(60, int(minutes * 60)))
+    if contents is not None:  # checked before anything is written
+        user_images(contents, "contents")
+        user_images(styles, "styles")  # type: ignore[arg-type]
     out = Path(out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
