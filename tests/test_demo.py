@@ -23,12 +23,7 @@ TINY = DemoPlan(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def test_demo_runs_every_stage_and_reuses_them(tmp_path):

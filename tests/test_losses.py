@@ -18,13 +18,7 @@ from styledistill.losses import (
     load_vgg19_features,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def images(seed: int, n: int = 2, size: int = 32) -> torch.Tensor:
