@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .errors import StyledistillError
+from .plumbing import human_bytes
 
 __all__ = [
     "OutputError",
@@ -36,15 +37,6 @@ SPACE_MARGIN_BYTES = 16 * 2**20
 
 class OutputError(StyledistillError):
     """An output path that cannot or must not be written; the message names it."""
-
-
-def human_bytes(count: float) -> str:
-    """``1536`` -> ``1.5 KiB``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
 
 
 def _nearest_existing(path: Path) -> Path:

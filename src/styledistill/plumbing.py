@@ -13,7 +13,15 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["UMASK", "atomic_path", "first_line", "make_shareable", "one_line", "shareable_mode"]
+__all__ = [
+    "UMASK",
+    "atomic_path",
+    "first_line",
+    "human_bytes",
+    "make_shareable",
+    "one_line",
+    "shareable_mode",
+]
 
 
 def _read_umask() -> int:
@@ -82,3 +90,12 @@ def one_line(exc: BaseException, *, limit: int = 300) -> str:
     reason after a generic header); :func:`first_line` is the default.
     """
     return " ".join(str(exc).split())[:limit] or type(exc).__name__
+
+
+def human_bytes(count: float) -> str:
+    """``1536`` -> ``1.5 KiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")

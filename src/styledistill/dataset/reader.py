@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..plumbing import human_bytes
 
 __all__ = [
     "DATASET_FILE",
@@ -192,15 +193,6 @@ def _disk_use(root: Path) -> int:
             except OSError:
                 pass
     return total
-
-
-def human_bytes(count: float) -> str:
-    """``1536`` -> ``1.5 KiB``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
 
 
 def _spread(values: list[int]) -> dict[str, int] | None:
