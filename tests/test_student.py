@@ -87,15 +87,20 @@ def test_token_counts_match_strides(model):
         memory, pos, mask = model.encode_style(torch.rand(1, 3, 64, 96))
         content_tokens = model.content_tokenizer(torch.rand(1, 3, 64, 96))
     styles = 4 * 6  # stride 16
-    # + statistics (colour, AdaIN skips) + the style's pixel patches, 96 tokens each
-    assert model.tokens_per_patch == 3 * 32 * 32 // 32
-    tokens = styles + model.num_stat_tokens + styles * model.tokens_per_patch
+    # + statistics (colour, AdaIN skips) + the bank of 16 px style patches (one every 4 px:
+    # 16 per style token), 24 tokens each
+    assert model.tokens_per_patch == 3 * 16 * 16 // 32 and model.patches_per_style_token == 16
+    bank = styles * 16
+    tokens = styles + model.num_stat_tokens + bank * model.tokens_per_patch
     assert memory.shape == pos.shape == (1, tokens, 32)
-    assert mask.shape == (1, tokens) and not mask.any()
+    assert mask.shape == (1, tokens)
     assert content_tokens.shape == (1, 32, 4, 6)
-    style_tokens, _, _, stats, patches = model._split_memory(memory, pos, mask)
+    style_tokens, _, style_mask, stats, patches, invalid = model._split_memory(memory, pos, mask)
     assert style_tokens.shape == (1, styles, 32) and stats.shape[1] == model.num_stat_tokens
-    assert patches.shape == (1, styles, 3 * 32 * 32)
+    assert not style_mask.any() and not mask[:, : styles + model.num_stat_tokens].any()
+    assert patches.shape == (1, bank, 3 * 16 * 16) and invalid.shape == (1, bank)
+    # the patches that overhang the style's border are flagged, the inner ones are not
+    assert int((~invalid).sum()) == (64 // 4 - 3) * (96 // 4 - 3)
 
 
 def test_style_patches_fold_and_unfold_like_torch():
@@ -122,21 +127,43 @@ def test_style_patches_fold_and_unfold_like_torch():
 def test_the_texture_head_pastes_the_styles_own_pixels():
     """Untrained, the mosaic already carries the style: with a one-colour-per-half style,
     every mosaic pixel is one of the style's colours mixed by the window, nothing else."""
-    model = tiny_model()
+    model = tiny_model(texture_head="attention", style_patches=32)
     style = torch.zeros(1, 3, 64, 64)
     style[:, 0, :, :32] = 1.0  # red left half
     style[:, 2, :, 32:] = 1.0  # blue right half
     content = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
         memory, pos, mask = model.encode_style(*model.prepare_style(style))
-        tokens, _, _, _, patches = model._split_memory(memory, pos, mask)
+        tokens, _, _, _, patches, _ = model._split_memory(memory, pos, mask)
         queries = torch.zeros(1, 16, 32)
         mosaic = model._paste_patches(queries, content, tokens, None, patches)
     assert mosaic.shape == content.shape
     assert float(mosaic[:, 1].abs().max()) == 0.0  # no green anywhere: only style pixels
     torch.testing.assert_close(mosaic[:, 0] + mosaic[:, 2], torch.ones(1, 64, 64))
     with pytest.raises(ConfigError, match="style_patches 24 must be style_stride or twice it"):
+        tiny_model(texture_head="attention", style_patches=24)
+    with pytest.raises(ConfigError, match="style_patches 24 must be a multiple of 8"):
         tiny_model(style_patches=24)
+    with pytest.raises(ConfigError, match="patch_descriptor_cells 3 must divide"):
+        tiny_model(patch_descriptor_cells=3)
+    with pytest.raises(ConfigError, match="needs colour_film with colour_transfer 'histogram'"):
+        tiny_model(colour_transfer="meanstd")
+
+
+def test_the_nearest_patch_head_draws_the_styles_texture_from_the_start():
+    """Untrained, sttr-small's output follows its one-pass patch synthesis (gate ~0.95):
+    a two-colour style gives an output made of those two colours, nothing in between
+    where the content is flat."""
+    model = tiny_model()
+    assert model.config.texture_head == "nearest" and model.config.style_patches == 16
+    style = torch.zeros(1, 3, 64, 64)
+    style[:, 0, :, ::8] = 1.0  # red stripes on black
+    content = torch.full((1, 3, 64, 64), 0.5)
+    with torch.inference_mode():
+        out = model(content, style)
+    assert float(out[:, 1:].max()) < 0.05  # no green or blue was invented
+    red = out[0, 0, 8:-8, 8:-8]
+    assert float(red.max()) > 0.6 and float(red.min()) < 0.1  # stripes, not a red-grey blur
 
 
 def test_odd_sizes_give_content_size(model):
@@ -314,7 +341,10 @@ def test_stylizer_matches_model_at_native_size(model):
     stylizer = Stylizer(model, device="cpu", size=None)
     with torch.inference_mode():
         expected = model(content, style)
-    assert torch.allclose(stylizer.stylize_tensor(content, style[0]), expected, atol=1e-5)
+    same = (stylizer.stylize_tensor(content, style[0]) - expected).abs() < 1e-5
+    # on random noise a nearest-patch choice can flip between two near-equal patches when
+    # the float rounding differs (the stylizer's memory layout): a few patches, no more
+    assert float(same.float().mean()) > 0.97
 
 
 def test_stylizer_any_source_and_lists(model, tmp_path):
@@ -387,7 +417,7 @@ def test_untrained_small_student_starts_as_histogram_transfer():
     from styledistill.student.sttr import channel_quantiles, match_channel_quantiles
 
     content, style = _photo_and_style(64)
-    model = tiny_model(style_patches=0)  # the texture head starts half way to its mosaic
+    model = tiny_model(style_patches=0)  # the texture head starts as its synthesis
     assert model.config.colour_transfer == "histogram"
     with torch.inference_mode():
         out = model(content, style)
@@ -398,8 +428,9 @@ def test_untrained_small_student_starts_as_histogram_transfer():
     assert start_error < 0.05, start_error
     assert (content - transfer).abs().mean().item() > 4 * start_error
     # the mean/std variant is still available (and does not start as the transfer)
-    meanstd = tiny_model(colour_transfer="meanstd")
+    meanstd = tiny_model(colour_transfer="meanstd", style_patches=0)
     assert meanstd.num_colour_tokens == 1 and model.num_colour_tokens == 4
+    assert tiny_model().num_colour_tokens == 5  # + the brightness quantiles of the texture head
     with pytest.raises(ConfigError, match="colour_transfer"):
         tiny_model(colour_transfer="lab")
 

@@ -39,6 +39,17 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError, ConfigError
 from ..plumbing import atomic_path
+from .patch_synthesis import (
+    DESCRIPTOR_CELLS,
+    INVALID_PATCH_VALUE,
+    edge_weight,
+    fold_patches,
+    fuse_luminance,
+    luminance,
+    paste_nearest_patches,
+    style_patch_bank,
+    unfold_patches,
+)
 
 __all__ = [
     "STTR",
@@ -118,6 +129,17 @@ class STTRConfig:
     #: patches ride along as memory tokens after the statistics. Needs ``content_skip`` and
     #: equal content and style strides; the side is the stride or twice it (half overlap).
     style_patches: int = 0
+    #: How the texture head picks patches. ``"attention"``: the soft attention above (it
+    #: averages patches, so its mosaic is blurred). ``"nearest"``: the texture teacher's
+    #: finest pass done once (``patch_synthesis``): every half-overlapping
+    #: ``style_patches`` patch of the recoloured content is replaced by its nearest style
+    #: patch (bank: one patch every ``style_patches / 4`` px, matched on colours pooled to a
+    #: ``patch_descriptor_cells`` grid), brightness pulled back toward the content on its
+    #: edges, brightness histogram matched to the style's. A learned gate (from the
+    #: decoder's full-resolution features) says where the output follows it. Needs the
+    #: histogram prior; the side must be a multiple of 8 whose half divides the strides.
+    texture_head: str = "attention"
+    patch_descriptor_cells: int = DESCRIPTOR_CELLS
     #: Backbone BatchNorm: ``"frozen"`` (statistics and affine as buffers, like the
     #: official code; right for pretrained weights) or ``"batch"`` (trainable BatchNorm
     #: with batch statistics; the trainer picks it for backbones trained from random init,
@@ -192,7 +214,24 @@ class STTRConfig:
                         f"{source}: decoder skip stride {stride} must be a backbone stride "
                         f"below content_stride {self.content_stride}"
                     )
-        if self.style_patches:
+        if self.texture_head not in ("attention", "nearest"):
+            raise ConfigError(f"{source}: texture_head must be 'attention' or 'nearest'")
+        if self.style_patches and self.texture_head == "nearest":
+            side, cells = self.style_patches, self.patch_descriptor_cells
+            if not (self.colour_film and self.colour_transfer == "histogram"):
+                raise ConfigError(
+                    f"{source}: texture_head 'nearest' needs colour_film with colour_transfer 'histogram'"
+                )
+            if side % 8 or self.style_stride % (side // 2) or self.pad_multiple % (side // 2):
+                raise ConfigError(
+                    f"{source}: style_patches {side} must be a multiple of 8 whose half divides "
+                    f"style_stride {self.style_stride} and pad_multiple {self.pad_multiple}"
+                )
+            if cells < 1 or side % cells:
+                raise ConfigError(
+                    f"{source}: patch_descriptor_cells {cells} must divide style_patches {side}"
+                )
+        elif self.style_patches:
             if not self.content_skip or self.content_stride != self.style_stride:
                 raise ConfigError(
                     f"{source}: style_patches needs content_skip and content_stride == style_stride"
@@ -258,7 +297,10 @@ def _sttr_small() -> STTRConfig:
     (64..8 channels) that receives AdaIN-matched content features at strides 8 and 4
     (``decoder_skip_strides``) and the content image at full resolution
     (``content_skip``), no dropout, and the output predicted as a change to the content
-    histogram-matched to the style (``colour_film`` with ``colour_transfer="histogram"``).
+    histogram-matched to the style (``colour_film`` with ``colour_transfer="histogram"``),
+    with the teacher's texture drawn by a nearest-patch head (16 px style patches, see
+    ``patch_synthesis``) that a learned gate blends in: on held-out teacher pairs a soft
+    attention head over 32 px patches blurred the texture away (bench/RESULTS.md).
     """
     return STTRConfig(
         name="sttr-small",
@@ -278,7 +320,8 @@ def _sttr_small() -> STTRConfig:
         colour_film=True,
         colour_transfer="histogram",
         decoder_skip_strides=[8, 4],
-        style_patches=32,
+        style_patches=16,
+        texture_head="nearest",
         pad_multiple=32,
     )
 
@@ -703,53 +746,6 @@ def match_channel_quantiles(
     return matched.view(batch, channels, height, width).to(content.dtype)
 
 
-# --------------------------------------------------------------------------- style patches
-
-
-def unfold_patches(image: Tensor, side: int, stride: int) -> Tensor:
-    """``[B,C,H,W]`` -> ``[B, L, C*side*side]``: the ``side`` x ``side`` patches centred on
-    each ``stride`` x ``stride`` cell (the image edge-replicated by the overhang).
-
-    ``side`` is ``stride`` or ``2 * stride``; written with slices and reshapes only (no
-    im2col), so it exports to ONNX at any opset and matches ``F.unfold``.
-    """
-    batch, channels, height, width = image.shape
-    rows, cols = height // stride, width // stride
-    if side == stride:
-        blocks = image.reshape(batch, channels, rows, stride, cols, stride)
-        return blocks.permute(0, 2, 4, 1, 3, 5).reshape(batch, rows * cols, -1)
-    margin = stride // 2
-    padded = F.pad(image, (margin, margin, margin, margin), mode="replicate")
-    blocks = padded.reshape(batch, channels, rows + 1, stride, cols + 1, stride)
-    quadrants = [blocks[:, :, a : a + rows, :, b : b + cols, :] for a in (0, 1) for b in (0, 1)]
-    patch = torch.stack(quadrants, dim=0)  # [4, B, C, rows, s, cols, s], 4 = (a, b)
-    patch = patch.reshape(2, 2, batch, channels, rows, stride, cols, stride)
-    patch = patch.permute(2, 4, 6, 3, 0, 5, 1, 7)  # [B, rows, cols, C, a, ys, b, xs]
-    return patch.reshape(batch, rows * cols, -1)
-
-
-def fold_patches(patches: Tensor, rows: int, cols: int, side: int, stride: int) -> Tensor:
-    """Overlap-add ``[B, rows*cols, C*side*side]`` patches into ``[B, C, rows*s, cols*s]``.
-
-    The layout of :func:`unfold_patches` (the overhang is cropped), as sums of shifted
-    reshapes (no col2im), so it exports to ONNX at any opset and matches ``F.fold``.
-    """
-    batch = patches.shape[0]
-    if side == stride:
-        blocks = patches.reshape(batch, rows, cols, -1, stride, stride)
-        return blocks.permute(0, 3, 1, 4, 2, 5).reshape(batch, -1, rows * stride, cols * stride)
-    quads = patches.reshape(batch, rows, cols, -1, 2, stride, 2, stride)
-    total = None
-    for a in (0, 1):
-        for b in (0, 1):
-            part = quads[:, :, :, :, a, :, b, :].permute(0, 3, 1, 4, 2, 5)
-            part = part.reshape(batch, -1, rows * stride, cols * stride)
-            part = F.pad(part, (b * stride, (1 - b) * stride, a * stride, (1 - a) * stride))
-            total = part if total is None else total + part
-    margin = stride // 2
-    return total[..., margin : margin + rows * stride, margin : margin + cols * stride]
-
-
 # --------------------------------------------------------------------------- the model
 
 
@@ -807,11 +803,16 @@ class STTR(nn.Module):
                     start = last.in_channels + (6 if config.colour_film else 3) - 3
                     for channel in range(3):  # the recoloured content, or the content
                         widened.weight[channel, start + channel, 1, 1] = 4.0
-                if config.style_patches:  # start half way to the mosaic (logit space)
-                    for channel in range(3):
+                if config.style_patches and config.texture_head == "attention":
+                    for channel in range(3):  # start half way to the mosaic (logit space)
                         widened.weight[channel, last.in_channels + extra - 3 + channel, 1, 1] = 0.5
             self.image_decoder[-1] = widened
-        if config.style_patches:
+        if self._nearest_head:  # where the output follows the synthesised texture
+            self.texture_gate = nn.Conv2d(channels[-1], 1, 3, padding=1)
+            with torch.no_grad():  # start following it almost everywhere
+                self.texture_gate.weight.zero_()
+                self.texture_gate.bias.fill_(3.0)
+        elif config.style_patches:
             self.patch_query = nn.Linear(dim, dim)
             self.patch_key = nn.Linear(dim, dim)
             # how strongly a cell's colour picks patches of that colour (learned, log scale)
@@ -861,11 +862,26 @@ class STTR(nn.Module):
         return self.config.colour_film and self.config.colour_transfer == "histogram"
 
     @property
+    def _nearest_head(self) -> bool:
+        return bool(self.config.style_patches) and self.config.texture_head == "nearest"
+
+    @property
     def num_colour_tokens(self) -> int:
-        """Memory tokens after the style tokens that carry colour statistics."""
+        """Memory tokens after the style tokens that carry colour statistics (mean/std,
+        then per-channel quantiles, then brightness quantiles for the nearest-patch head)."""
         if not self.config.colour_film:
             return 0
-        return 4 if self.config.colour_transfer == "histogram" else 1
+        if self.config.colour_transfer != "histogram":
+            return 1
+        return 5 if self._nearest_head else 4
+
+    @property
+    def patches_per_style_token(self) -> int:
+        """Style pixel patches carried per style token: one for the attention head; the
+        nearest-patch bank holds one every ``style_patches / 4`` px."""
+        if not self._nearest_head:
+            return 1
+        return 4 * (self.config.style_stride // (self.config.style_patches // 2)) ** 2
 
     @property
     def tokens_per_patch(self) -> int:
@@ -913,6 +929,29 @@ class STTR(nn.Module):
         weight = fold_patches(window.expand(1, rows * cols, -1), rows, cols, side, stride)
         return (summed / weight.clamp_min(1e-6)).clamp(0.0, 1.0)
 
+    def _synthesise(
+        self,
+        content: Tensor,
+        content_mask: Tensor | None,
+        base: Tensor,
+        patches: Tensor,
+        luminance_quantiles: Tensor,
+    ) -> Tensor:
+        """The nearest-patch head: style patches pasted over ``base`` (the recoloured
+        content), brightness fused with the content's on its edges, then matched to the
+        style's brightness histogram. Everything in [0, 1], ``[B,3,H,W]``."""
+        side = self.config.style_patches
+        invalid = patches[..., 0] > 0.5 * (1.0 + INVALID_PATCH_VALUE)
+        mosaic = paste_nearest_patches(
+            base, patches, invalid, side, self.config.patch_descriptor_cells
+        )
+        fused = fuse_luminance(mosaic, luminance(base), edge_weight(content))
+        brightness = luminance(fused)
+        target = match_channel_quantiles(
+            brightness, content_mask, luminance_quantiles.expand(base.shape[0], -1, -1)
+        )
+        return (fused * (target / brightness.clamp_min(1e-3)).clamp(0.0, 8.0)).clamp(0.0, 1.0)
+
     def _skip_token_counts(self) -> list[int]:
         """Memory tokens holding the style's mean/std at each decoder skip stride."""
         channels = BACKBONES[self.config.style_backbone].channels
@@ -927,18 +966,23 @@ class STTR(nn.Module):
 
     def _split_memory(
         self, memory: Tensor, memory_pos: Tensor, memory_mask: Tensor | None
-    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor | None]:
-        """Memory -> (style tokens, their positions, their mask, statistics, pixel patches)."""
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:
+        """Memory -> (style tokens, their positions, their mask, statistics, pixel patches,
+        which patches are invalid)."""
         stats_count, per_patch = self.num_stat_tokens, self.tokens_per_patch
-        styles = (memory.shape[1] - stats_count) // (1 + per_patch)
+        bank = per_patch * self.patches_per_style_token
+        styles = (memory.shape[1] - stats_count) // (1 + bank)
         stats = memory[:, styles : styles + stats_count]
-        patches = None
+        patches = invalid = None
         if per_patch:
             side = self.config.style_patches
-            patches = memory[:, styles + stats_count :].reshape(memory.shape[0], styles, -1)
+            count = styles * self.patches_per_style_token
+            patches = memory[:, styles + stats_count :].reshape(memory.shape[0], count, -1)
             patches = patches[..., : 3 * side * side]
+            if memory_mask is not None:
+                invalid = memory_mask[:, styles + stats_count :: per_patch]
         mask = None if memory_mask is None else memory_mask[:, :styles]
-        return memory[:, :styles], memory_pos[:, :styles], mask, stats, patches
+        return memory[:, :styles], memory_pos[:, :styles], mask, stats, patches, invalid
 
     @property
     def upsample_stage_count(self) -> int:
@@ -1024,6 +1068,8 @@ class STTR(nn.Module):
                 tokens.append(F.pad(stats, (0, dim - 6)).unsqueeze(1))
                 if self.config.colour_transfer == "histogram":
                     tokens.append(channel_quantiles(style, style_mask, dim))
+                if self._nearest_head:
+                    tokens.append(channel_quantiles(luminance(style), style_mask, dim))
             for stride, skip, count in zip(skip_strides, skips, self._skip_token_counts()):
                 stats = self._mean_std(skip, self._token_mask(style_mask, skip, stride))
                 stats = F.pad(stats, (0, count * dim - stats.shape[1]))
@@ -1035,15 +1081,20 @@ class STTR(nn.Module):
                 [memory_mask, torch.zeros_like(memory_mask[:, :1]).expand(-1, token.shape[1])],
                 dim=1,
             )
-        if self.tokens_per_patch:  # the style's pixel patches, one per style token
+        if self.tokens_per_patch:  # the style's pixel patches (a bank for the nearest head)
             per_patch, dim = self.tokens_per_patch, memory.shape[-1]
-            patches = self._style_patches(style)
+            if self._nearest_head:  # invalid patches carry an out-of-range value (no mask
+                # needed: a Stylizer drops the memory mask of an unpadded style)
+                patches, invalid = style_patch_bank(style, style_mask, self.config.style_patches)
+                patches = patches.masked_fill(invalid.unsqueeze(-1), INVALID_PATCH_VALUE)
+            else:  # one per style token
+                patches, invalid = self._style_patches(style), mask.flatten(1)
             patches = F.pad(patches, (0, per_patch * dim - patches.shape[-1]))
             tokens = patches.reshape(patches.shape[0], -1, dim).to(memory.dtype)
             memory = torch.cat([memory, tokens], dim=1)
             memory_pos = torch.cat([memory_pos, torch.zeros_like(tokens)], dim=1)
             memory_mask = torch.cat(
-                [memory_mask, mask.flatten(1).repeat_interleave(per_patch, dim=1)], dim=1
+                [memory_mask, invalid.repeat_interleave(per_patch, dim=1)], dim=1
             )
         return memory, memory_pos, memory_mask
 
@@ -1079,7 +1130,7 @@ class STTR(nn.Module):
 
         A style batch of 1 is shared by every content. H and W must be multiples of 32.
         """
-        memory, memory_pos, memory_mask, stats, patches = self._split_memory(
+        memory, memory_pos, memory_mask, stats, patches, _ = self._split_memory(
             memory, memory_pos, memory_mask
         )
         colour = self.num_colour_tokens
@@ -1127,7 +1178,7 @@ class STTR(nn.Module):
             out = self.image_decoder(x)
         if self.config.content_skip:  # last stage: pad + conv over [features, content]
             skip = content - 0.5
-            base = None
+            base = base_logit = None
             if style_stats is not None:
                 recoloured = self._recolour(
                     content, content_mask, style_stats.expand(batch, -1, -1)
@@ -1136,7 +1187,17 @@ class STTR(nn.Module):
                 skip = torch.cat([skip, recoloured], dim=1)
                 if self._residual_output:
                     base = (recoloured + 0.5).clamp(0.0, 1.0)
-            if patches is not None:  # the style's texture, pasted where the content asks
+                    base_logit = torch.logit(base, eps=1e-3)
+            if patches is not None and self._nearest_head:  # the teacher's finest pass, once
+                assert base is not None and base_logit is not None and style_stats is not None
+                synthesised = self._synthesise(
+                    content, content_mask, base, patches, style_stats[:, 4:5]
+                )
+                change = torch.logit(synthesised, eps=1e-3) - base_logit
+                skip = torch.cat([skip, change], dim=1)
+                gate = torch.sigmoid(self.texture_gate(x))
+                base_logit = base_logit + gate * change
+            elif patches is not None:  # the style's texture, pasted where the content asks
                 start = base if base is not None else content
                 mosaic = self._paste_patches(tokens, start, memory, memory_mask, patches)
                 if base is not None:  # in the logit space the output lives in
@@ -1147,10 +1208,10 @@ class STTR(nn.Module):
                     skip = torch.cat([skip, mosaic - 0.5], dim=1)
             x = torch.cat([x, skip], dim=1)
             out = self.image_decoder[-1](self.image_decoder[-2](x))
-            if base is not None:  # a change to the recoloured content
+            if base is not None and base_logit is not None:  # a change to the recoloured content
                 if self.config.output_activation == "sigmoid":
-                    return torch.sigmoid(out + torch.logit(base, eps=1e-3))
-                return (out + base).clamp(0.0, 1.0)
+                    return torch.sigmoid(out + base_logit)
+                return (out + torch.sigmoid(base_logit)).clamp(0.0, 1.0)
         if self.config.output_activation == "sigmoid":
             return torch.sigmoid(out)
         return out.clamp(0.0, 1.0)

@@ -1,0 +1,100 @@
+"""The nearest-patch texture pass: bank layout, exact self-reconstruction, fusion rules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from styledistill.student.patch_synthesis import (
+    edge_weight,
+    fuse_luminance,
+    luminance,
+    paste_nearest_patches,
+    style_patch_bank,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
+
+
+def _image(seed: int, height: int = 48, width: int = 64) -> torch.Tensor:
+    # smooth random colours: every 16 px patch is distinct, as in a photo or a painting
+    gen = torch.Generator().manual_seed(seed)
+    small = torch.rand(1, 3, height // 4, width // 4, generator=gen)
+    return F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+
+
+def test_the_bank_holds_every_patch_on_a_quarter_grid_and_flags_overhang():
+    style = _image(0)
+    patches, invalid = style_patch_bank(style, None, 16)
+    assert patches.shape == (1, 4 * 6 * 8, 3 * 16 * 16) and invalid.shape == (1, 4 * 6 * 8)
+    expected = F.unfold(style, 16, stride=4).transpose(1, 2)[0]  # every inside patch
+    valid = patches[0][~invalid[0]]
+    assert len(valid) == len(expected) == 9 * 13
+    # the same set of patches (order differs): each valid one is exactly one of torch's
+    distances = torch.cdist(valid, expected, compute_mode="donot_use_mm_for_euclid_dist")
+    assert float(distances.min(dim=1).values.max()) < 1e-5
+    assert float(distances.min(dim=0).values.max()) < 1e-5
+
+
+def test_padding_makes_patches_invalid():
+    style = _image(1)
+    mask = torch.zeros(1, 48, 64, dtype=torch.bool)
+    mask[:, :, 32:] = True  # the right half is padding
+    patches, invalid = style_patch_bank(style, mask, 16)
+    _, inside = style_patch_bank(style[..., :32], None, 16)
+    assert int((~invalid).sum()) == int((~inside).sum()) == 9 * 5
+    for patch in patches[0][~invalid[0]].view(-1, 3, 16, 16):
+        assert any(
+            torch.equal(patch, style[0, :, y : y + 16, x : x + 16])
+            for y in range(0, 33, 4)
+            for x in range(0, 17, 4)
+        )
+
+
+def test_an_image_pasted_from_its_own_bank_is_itself():
+    """Each inner patch finds itself (distance 0), so the interior is reproduced exactly;
+    an unrelated image only ever receives the bank's colours."""
+    style = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(2))
+    patches, invalid = style_patch_bank(style, None, 16)
+    out = paste_nearest_patches(style, patches, invalid, 16)
+    inner = (..., slice(12, -12), slice(12, -12))  # away from the overhanging border patches
+    torch.testing.assert_close(out[inner], style[inner], atol=1e-4, rtol=0)
+    two_colours = torch.zeros(1, 3, 32, 32)
+    two_colours[:, 0, :, :16] = 1.0
+    two_colours[:, 2, :, 16:] = 1.0
+    bank, flags = style_patch_bank(two_colours, None, 16)
+    pasted = paste_nearest_patches(_image(3, 32, 32), bank, flags, 16)
+    assert float(pasted[:, 1].abs().max()) == 0.0  # no green: only the style's pixels
+    torch.testing.assert_close(pasted[:, 0] + pasted[:, 2], torch.ones(1, 32, 32))
+
+
+def test_invalid_patches_are_never_chosen():
+    style = torch.zeros(1, 3, 32, 32)
+    style[..., :16, :] = 1.0  # white top half, black bottom half
+    patches, invalid = style_patch_bank(style, None, 16)
+    white = patches.mean(-1) > 0.99
+    out = paste_nearest_patches(torch.zeros(1, 3, 32, 32), patches, invalid | ~white, 16)
+    assert float(out.min()) > 0.99  # a black image got white patches: the black ones were off
+
+
+def test_luminance_fusion_keeps_chroma_and_follows_the_content_on_edges():
+    mosaic = torch.full((1, 3, 32, 32), 0.2)
+    mosaic[:, 0] = 0.4  # reddish, flat
+    content_luma = torch.zeros(1, 1, 32, 32)
+    content_luma[..., 16:] = 0.8
+    weight = torch.ones(1, 1, 32, 32)
+    fused = fuse_luminance(mosaic, content_luma, weight, detail_radius=2)
+    ratio = fused[:, 0] / fused[:, 1]
+    torch.testing.assert_close(ratio, torch.full_like(ratio, 2.0), atol=1e-4, rtol=0)
+    expected = (luminance(mosaic) + content_luma) / 2  # weight 1: half way, no detail
+    torch.testing.assert_close(luminance(fused), expected, atol=1e-5, rtol=0)
+
+
+def test_edge_weight_is_high_on_edges_and_floor_on_flat_areas():
+    content = torch.zeros(1, 3, 64, 64)
+    content[..., 32:] = 1.0
+    weight = edge_weight(content, floor=0.2, radius=2)
+    assert weight.shape == (1, 1, 64, 64)
+    assert float(weight[..., 30:34].min()) > 0.9
+    torch.testing.assert_close(weight[..., :20], torch.full_like(weight[..., :20], 0.2))
