@@ -246,7 +246,8 @@ def score(work: Path, pairs: list[dict], runs: dict[str, Path], args) -> dict:
         name: Stylizer.from_pretrained(run / "student", device="cpu") for name, run in runs.items()
     }
     students = {
-        name: (lambda c, s, st=stylizer: st.stylize_tensor(c, s))
+        # at the teacher's size, as `evaluate` and the demo run it (not the stylizer's 512)
+        name: (lambda c, s, st=stylizer: st.stylize_tensor(c, s, size=args.teacher_size))
         for name, stylizer in stylizers.items()
     }
 
@@ -340,15 +341,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0, help="training wall time per run")
     parser.add_argument("--steps", type=int, default=1800, help="schedule length")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--backbone-lr", type=float, default=1e-4)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--clip", type=float, default=1.0)
     parser.add_argument("--ema", type=float, default=0.995)
     parser.add_argument("--size", type=int, default=160, help="training crop")
-    parser.add_argument("--pixel-weight", type=float, default=1.0)
+    parser.add_argument("--pixel-weight", type=float, default=0.25)
     parser.add_argument("--perceptual-weight", type=float, default=0.2)
-    parser.add_argument("--texture-weight", type=float, default=0.5)
+    parser.add_argument("--texture-weight", type=float, default=2.0)
     parser.add_argument("--eval-every", type=int, default=400)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--grid", help="write a picture grid of held-out pairs here")

@@ -49,9 +49,9 @@ class DemoPlan:
     #: The pretrained MobileNetV2 tokenizers move ten times slower than the rest.
     backbone_lr: float = 1e-4
     #: Loss (MobileNetV2 features, ImageNet weights that ship offline); see bench/distill_quality.py.
-    pixel_weight: float = 1.0
+    pixel_weight: float = 0.25
     perceptual_weight: float = 0.2
-    texture_weight: float = 0.5
+    texture_weight: float = 2.0
 
 
 PLANS = {

@@ -119,17 +119,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     g = parser.add_argument_group("loss")
-    g.add_argument("--pixel-weight", type=float, default=1.0, help="L1 to the teacher output")
+    g.add_argument("--pixel-weight", type=float, default=0.25, help="L1 to the teacher output")
     g.add_argument(
         "--perceptual-weight",
         type=float,
-        default=0.1,
+        default=0.2,
         help="loss-network feature L1 to the teacher output",
     )
     g.add_argument(
         "--texture-weight",
         type=float,
-        default=0.0,
+        default=2.0,
         help="loss-network feature statistics (mean/std) vs the teacher output",
     )
     g.add_argument(
