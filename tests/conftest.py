@@ -1,16 +1,21 @@
-"""Shared fixtures: one torch thread, small deterministic images and image folders, tiny
-Stable Diffusion components. Everything is made by the tests themselves (no downloads)."""
+"""Shared fixtures: one torch thread, small deterministic images and image folders, a tiny
+STTR student (settings, model, saved folder), tiny Stable Diffusion components and a tiny
+StyleID teacher. Everything is made by the tests themselves (no downloads)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    from styledistill.student import STTR
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +67,104 @@ def write_random_images(
 def make_images() -> Callable[..., list[Path]]:
     """:func:`write_random_images`: ``make_images(folder, count, seed, prefix)``."""
     return write_random_images
+
+
+def write_content_and_style(
+    folder: Path,
+    content_size: tuple[int, int] = (80, 60),
+    style_size: tuple[int, int] = (48, 48),
+    style_name: str = "style.png",
+    seed: int = 2,
+    wave: float = 5.0,
+) -> tuple[Path, Path]:
+    """``folder/content.png``, a smooth gradient with vertical waves ``wave`` px per radian
+    (some structure for a student to keep), and ``folder/style_name``, seeded RGB noise.
+    Sizes are (width, height)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (width, height), (style_width, style_height) = content_size, style_size
+    ys, xs = np.mgrid[0:height, 0:width]
+    content = np.stack([xs / width, ys / height, 0.5 + 0.4 * np.sin(xs / wave)], -1)
+    Image.fromarray((content * 255).astype(np.uint8)).save(folder / "content.png")
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (style_height, style_width, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / style_name)
+    return folder / "content.png", folder / style_name
+
+
+@pytest.fixture(scope="session")
+def content_and_style() -> Callable[..., tuple[Path, Path]]:
+    """:func:`write_content_and_style`: ``content_and_style(folder, content_size, ...)``."""
+    return write_content_and_style
+
+
+# --------------------------------------------------------------------------- tiny student
+
+#: What depends on the token stride: one x2 decoder stage per halving down to the pixels,
+#: the style side, and the finer content skips (sttr-small's [8, 4] fit stride 16 only).
+_TINY_BY_STRIDE: dict[int, dict] = {
+    16: {"decoder_channels": [16, 8, 8, 8], "style_size": 64},
+    8: {"decoder_channels": [32, 16, 8], "style_size": 32, "decoder_skip_strides": [4]},
+}
+
+
+def tiny_student_config(stride: int = 16, **overrides) -> dict:
+    """``sttr-small`` overrides for a tiny student (JSON-friendly: ``--model-option`` too).
+
+    ResNet-18 tokenizers cut at ``stride`` (16 or 8) for content and style, d=32 with 2
+    heads, FFN 64, one encoder and one decoder layer, no dropout, a slim image decoder.
+    The preset's nearest-patch texture head stays: 16 px style patches, whose half (8)
+    divides both strides and the pad multiple (``STTRConfig.validate``).
+    """
+    config = {
+        "content_backbone": "resnet18",
+        "content_stride": stride,
+        "style_backbone": "resnet18",
+        "style_stride": stride,
+        "style_patches": 16,
+        "d_model": 32,
+        "num_heads": 2,
+        "ffn_dim": 64,
+        "encoder_layers": 1,
+        "decoder_layers": 1,
+        "dropout": 0.0,
+        **_TINY_BY_STRIDE[stride],
+    }
+    config.update(overrides)
+    return config
+
+
+def make_tiny_student(seed: int = 0, **settings) -> STTR:
+    """A tiny ``sttr-small`` with random weights (seeded), in eval mode.
+
+    ``settings`` go to :func:`tiny_student_config` (``stride`` or any STTR setting). The
+    last conv is scaled up so outputs span [0, 1] and depend on the content (a random
+    decoder alone gives a flat grey).
+    """
+    from styledistill.student import STTR
+
+    torch.manual_seed(seed)
+    model = STTR.from_preset("sttr-small", **tiny_student_config(**settings)).eval()
+    with torch.no_grad():
+        model.image_decoder[-1].weight.mul_(20.0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def student_config() -> Callable[..., dict]:
+    """:func:`tiny_student_config`: ``student_config(stride=16, **overrides) -> dict``."""
+    return tiny_student_config
+
+
+@pytest.fixture(scope="session")
+def tiny_student() -> Callable[..., STTR]:
+    """:func:`make_tiny_student`: ``tiny_student(seed=0, **settings) -> STTR``."""
+    return make_tiny_student
+
+
+@pytest.fixture(scope="session")
+def tiny_student_dir(tmp_path_factory) -> Path:
+    """``make_tiny_student()`` saved once per session (``save_pretrained``): read only."""
+    return make_tiny_student().save_pretrained(tmp_path_factory.mktemp("tiny") / "student")
 
 
 # --------------------------------------------------------------------------- tiny SD
@@ -152,3 +255,20 @@ def tiny_sd() -> Callable[..., dict]:
 def save_sd_folder() -> Callable[[dict, Path], Path]:
     """:func:`save_tiny_sd_folder`: ``save_sd_folder(components, folder) -> folder``."""
     return save_tiny_sd_folder
+
+
+def tiny_styleid_teacher(size: int = 32, **settings):
+    """A ``StyleIDTeacher`` on :func:`tiny_sd_components` for ``size`` px images (latent
+    side ``size // 2``), on the CPU in float32, quiet, 2 steps unless ``settings`` say
+    otherwise (``num_steps``, ``model_id``...)."""
+    from styledistill.teachers.styleid import StyleIDTeacher
+
+    options = {"num_steps": 2, "device": "cpu", "dtype": torch.float32, "progress": False}
+    options.update(settings)
+    return StyleIDTeacher(**tiny_sd_components(sample_size=size // 2), size=size, **options)
+
+
+@pytest.fixture(scope="session")
+def styleid_teacher() -> Callable[..., object]:
+    """:func:`tiny_styleid_teacher`: ``styleid_teacher(size=32, **settings)``."""
+    return tiny_styleid_teacher

@@ -16,23 +16,14 @@ from styledistill.benchmark import (
 from styledistill.cli import main
 from styledistill.errors import ConfigError
 
-TINY_STUDENT = {
-    "d_model": 32,
-    "num_heads": 2,
-    "ffn_dim": 64,
-    "encoder_layers": 1,
-    "decoder_layers": 1,
-    "decoder_channels": [8, 8, 8, 8],
-    "style_size": 64,
-}
 TINY_TEXTURE = {"scales": [1.0], "patch_sizes": [9], "gaps": [6], "iterations": 1, "irls_steps": 1}
 
 
-def test_run_benchmark_writes_json_and_plot(tmp_path):
+def test_run_benchmark_writes_json_and_plot(student_config, tmp_path):
     report = run_benchmark(
         BenchSettings(
             presets=["sttr-small"],
-            preset_overrides=TINY_STUDENT,
+            preset_overrides=student_config(),  # conftest.py
             teacher="texture",
             teacher_options=TINY_TEXTURE,
             sizes=[32, 64],
@@ -82,39 +73,14 @@ def test_run_benchmark_writes_json_and_plot(tmp_path):
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_bench_cli_students_only(tmp_path, capsys):
-    code = main(
-        [
-            "bench",
-            "--presets",
-            "sttr-small",
-            "--teacher",
-            "none",
-            "--sizes",
-            "32",
-            "--batch-sizes",
-            "1",
-            "--repeats",
-            "1",
-            "--warmup",
-            "0",
-            "--device",
-            "cpu",
-            "--quiet",
-            "--out",
-            str(tmp_path),
-            "--preset-option",
-            "d_model=32",
-            "--preset-option",
-            "num_heads=2",
-            "--preset-option",
-            "ffn_dim=64",
-            "--preset-option",
-            "encoder_layers=1",
-            "--preset-option",
-            "decoder_layers=1",
-        ]
-    )
+def test_bench_cli_students_only(student_config, tmp_path, capsys):
+    tiny = [f"--preset-option={k}={json.dumps(v)}" for k, v in student_config().items()]
+    args = [
+        "bench", "--presets", "sttr-small", "--teacher", "none", "--sizes", "32",
+        "--batch-sizes", "1", "--repeats", "1", "--warmup", "0", "--device", "cpu", "--quiet",
+        "--out", str(tmp_path), *tiny,
+    ]  # fmt: skip
+    code = main(args)
     assert code == 0
     printed = capsys.readouterr().out
     assert "sttr-small" in printed and "machine:" in printed

@@ -509,23 +509,13 @@ def test_paired_dataset_finds_inputs_after_they_move(tmp_path, folders):
 
 
 def test_styleid_teacher_through_the_same_writer(
-    save_sd_folder, tiny_sd, make_images, tmp_path, capsys
+    save_sd_folder, styleid_teacher, make_images, tmp_path, capsys
 ):
-    from styledistill.teachers.styleid import StyleIDTeacher
-
     contents, styles = tmp_path / "c", tmp_path / "s"
     make_images(contents, 2, seed=5)
     make_images(styles, 2, seed=6)
     (styles / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    teacher = StyleIDTeacher(
-        **tiny_sd(sample_size=16),
-        num_steps=3,
-        size=32,
-        device="cpu",
-        dtype=torch.float32,
-        progress=False,
-        model_id="tiny/random-sd",
-    )
+    teacher = styleid_teacher(size=32, num_steps=3, model_id="tiny/random-sd")  # conftest.py
     out = tmp_path / "data"
     summary = teach(teacher, contents, styles, out, batch_size=3, show_progress=False)
     assert summary.written == 4 and summary.failed_inputs == 1 and summary.failed_pairs == 2

@@ -27,12 +27,11 @@ TINY_TEXTURE = {
 
 
 @pytest.fixture(scope="module")
-def workspace_data(tmp_path_factory) -> dict:
+def workspace_data(tiny_student, tmp_path_factory) -> dict:
     from torchvision.models import alexnet, inception_v3
     from torchvision.models.vgg import cfgs, make_layers
 
     from styledistill.metrics.lpips import ALEX_CHANNELS
-    from styledistill.student import STTR
 
     root = tmp_path_factory.mktemp("evaluate")
     generator = torch.Generator().manual_seed(0)
@@ -50,17 +49,7 @@ def workspace_data(tmp_path_factory) -> dict:
         )
         save_image(style, root / "styles" / f"painting{i}.jpg")
 
-    torch.manual_seed(0)
-    STTR.from_preset(
-        "sttr-small",
-        d_model=32,
-        num_heads=2,
-        ffn_dim=64,
-        encoder_layers=1,
-        decoder_layers=1,
-        decoder_channels=[8, 8, 8, 8],
-        style_size=64,
-    ).save_pretrained(root / "student")
+    tiny_student().save_pretrained(root / "student")  # conftest.py
 
     weights = root / "weights"
     weights.mkdir()
@@ -375,18 +364,9 @@ def test_histogram_loss_is_scored_against_the_style_by_an_independent_reference(
     assert scored == pytest.approx(np.mean([p["teacher"]["histogram"] for p in pairs]))
 
 
-def test_evaluate_with_a_styleid_teacher_object(workspace, tmp_path, tiny_sd):
+def test_evaluate_with_a_styleid_teacher_object(workspace, tmp_path, styleid_teacher):
     """The diffusion teacher goes through the same protocol (tiny random SD components)."""
-    from styledistill.teachers import StyleIDTeacher
-
-    teacher = StyleIDTeacher(
-        **tiny_sd(sample_size=32),
-        num_steps=2,
-        size=64,
-        device="cpu",
-        dtype=torch.float32,
-        progress=False,
-    )
+    teacher = styleid_teacher(size=64, num_steps=2)  # conftest.py
     results = evaluate(
         EvaluationSettings(
             contents=workspace / "contents",

@@ -13,6 +13,7 @@ import struct
 import time
 import zlib
 from collections import namedtuple
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,36 +22,14 @@ import torch
 from PIL import Image
 
 from styledistill.cli import main
-from styledistill.student import STTR
-
-#: A tiny STTR (ResNet-18 at stride 8, d=32, one layer each): fast on one CPU thread.
-TINY = {
-    "content_backbone": "resnet18",
-    "content_stride": 8,
-    "style_backbone": "resnet18",
-    "style_stride": 8,
-    "style_patches": 16,
-    "style_size": 32,
-    "d_model": 32,
-    "num_heads": 2,
-    "ffn_dim": 64,
-    "encoder_layers": 1,
-    "decoder_layers": 1,
-    "decoder_channels": [32, 16, 8],
-    "dropout": 0.0,
-    "decoder_skip_strides": [],  # stride-8 tokens: no finer skip
-}
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("ckpt") / "student"
-    STTR.from_preset("sttr-small", **TINY).save_pretrained(folder)
-    return folder
+@pytest.fixture
+def checkpoint(tiny_student_dir) -> Path:
+    """conftest.py's saved tiny student."""
+    return tiny_student_dir
 
 
 def _image(path: Path, size=(40, 30), seed: int = 0) -> Path:
@@ -337,16 +316,23 @@ def test_teach_checks_its_output_before_loading_a_teacher(tmp_path, capsys, monk
 RANDOM_BACKBONES = ["--backbone-weights", "random"]  # offline tiny ResNets have no file
 
 
-def _train_args(data: Path, out: Path, *extra: str) -> list[str]:
-    options = [a for k, v in TINY.items() for a in ("--model-option", f"{k}={json.dumps(v)}")]
-    return [
-        "train", "--data", str(data), "--out", str(out), "--size", "32", "--device", "cpu",
-        "--no-progress", "--no-tensorboard", "--num-workers", "0", "--perceptual-weight", "0",
-        "--batch-size", "2", "--val-fraction", "0.3", *RANDOM_BACKBONES, *options, *extra,
-    ]  # fmt: skip
+@pytest.fixture
+def train_args(student_config) -> Callable[..., list[str]]:
+    """``train_args(data, out, *extra)``: a tiny stride-8 student (conftest.py) at 32 px."""
+    tiny = student_config(stride=8)
+    options = [a for k, v in tiny.items() for a in ("--model-option", f"{k}={json.dumps(v)}")]
+
+    def args(data: Path, out: Path, *extra: str) -> list[str]:
+        return [
+            "train", "--data", str(data), "--out", str(out), "--size", "32", "--device", "cpu",
+            "--no-progress", "--no-tensorboard", "--num-workers", "0", "--perceptual-weight", "0",
+            "--batch-size", "2", "--val-fraction", "0.3", *RANDOM_BACKBONES, *options, *extra,
+        ]  # fmt: skip
+
+    return args
 
 
-def test_train_rejects_arguments_before_creating_out(tmp_path, capsys):
+def test_train_rejects_arguments_before_creating_out(train_args, tmp_path, capsys):
     contents, styles = make_folders(tmp_path)
     data = tmp_path / "data"
     teach_tint(contents, styles, data)
@@ -356,15 +342,17 @@ def test_train_rejects_arguments_before_creating_out(tmp_path, capsys):
         (["--preset", "sttr-huge"], "sttr-huge"),
         (["--model-option", "not_a_setting=1"], "not_a_setting"),
     ):
-        assert main(_train_args(data, out) + bad) == 2
+        assert main(train_args(data, out) + bad) == 2
         _one_line_error(capsys, "train", fragment)
         assert not out.exists()
     (tmp_path / "file").write_text("x")
-    assert main(_train_args(data, tmp_path / "file" / "run")) == 2
+    assert main(train_args(data, tmp_path / "file" / "run")) == 2
     _one_line_error(capsys, "train", "is a file, not a folder")
 
 
-def test_train_skips_unreadable_pairs_reports_them_and_says_it_stopped_early(tmp_path, capsys):
+def test_train_skips_unreadable_pairs_reports_them_and_says_it_stopped_early(
+    train_args, tmp_path, capsys
+):
     from styledistill.dataset import read_manifest
 
     contents, styles = make_folders(tmp_path, 4, 4)
@@ -374,7 +362,7 @@ def test_train_skips_unreadable_pairs_reports_them_and_says_it_stopped_early(tmp
     target = data / record["output"]
     target.write_bytes(target.read_bytes()[:40])  # truncated teacher image
     run = tmp_path / "run"
-    code = main(_train_args(data, run, "--steps", "50", "--max-minutes", "0.0001"))
+    code = main(train_args(data, run, "--steps", "50", "--max-minutes", "0.0001"))
     assert code == 0
     captured = capsys.readouterr()
     assert "stopped early: --max-minutes" in captured.out
@@ -487,33 +475,11 @@ def test_pickle_refusal_names_the_cli_flag(checkpoint, tmp_path, capsys):
     shutil.copy(checkpoint / "config.json", pickled / "config.json")
     torch.save(load_file(str(checkpoint / "model.safetensors")), pickled / "pytorch_model.bin")
     photo = _image(tmp_path / "cat.png")
-    assert (
-        stylize(
-            pickled,
-            "--content",
-            str(photo),
-            "--style",
-            str(photo),
-            "--out",
-            str(tmp_path / "o.png"),
-        )
-        == 2
-    )
+    args = ["--content", str(photo), "--style", str(photo), "--out", str(tmp_path / "o.png")]
+    assert stylize(pickled, *args) == 2
     err = _one_line_error(capsys, "stylize", "--allow-pickle")
     assert "allow_pickle=True" not in err
-    assert (
-        stylize(
-            pickled,
-            "--content",
-            str(photo),
-            "--style",
-            str(photo),
-            "--out",
-            str(tmp_path / "o.png"),
-            "--allow-pickle",
-        )
-        == 0
-    )
+    assert stylize(pickled, *args, "--allow-pickle") == 0
 
 
 def test_onnx_loader_refuses_like_the_torch_path(tmp_path):

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 gr = pytest.importorskip("gradio")
 
 from styledistill.errors import StyledistillError  # noqa: E402
 from styledistill.serve import LimitError, StyleServer, UploadLimits, build_app, cleanup, launch  # noqa: E402
-from styledistill.student import STTR, Stylizer  # noqa: E402
+from styledistill.student import Stylizer  # noqa: E402
 
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 CHROMIUM_FLAGS = [
@@ -48,33 +47,14 @@ def keep_gradio_env():
 
 
 @pytest.fixture(scope="module")
-def stylizer() -> Stylizer:
-    torch.manual_seed(0)
-    model = STTR.from_preset(
-        "sttr-small",
-        content_backbone="resnet18",
-        style_backbone="resnet18",
-        d_model=32,
-        num_heads=2,
-        ffn_dim=64,
-        encoder_layers=1,
-        decoder_layers=1,
-        decoder_channels=[16, 8, 8, 8],
-        style_size=64,
-    )
-    with torch.no_grad():
-        model.image_decoder[-1].weight.mul_(20.0)
-    return Stylizer(model, device="cpu", size=64)
+def stylizer(tiny_student) -> Stylizer:
+    return Stylizer(tiny_student(), device="cpu", size=64)  # conftest.py
 
 
 @pytest.fixture
-def images(tmp_path) -> tuple[Path, Path]:
-    ys, xs = np.mgrid[0:60, 0:80]
-    content = np.stack([xs / 80, ys / 60, 0.5 + 0.4 * np.sin(xs / 5.0)], -1)
-    Image.fromarray((content * 255).astype(np.uint8)).save(tmp_path / "content.png")
-    rng = np.random.default_rng(2)
-    Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(tmp_path / "style.jpg")
-    return tmp_path / "content.png", tmp_path / "style.jpg"
+def images(content_and_style, tmp_path) -> tuple[Path, Path]:
+    """An 80x60 content.png and a 48x48 style.jpg (conftest.py)."""
+    return content_and_style(tmp_path, (80, 60), (48, 48), "style.jpg")
 
 
 def test_server_stylizes_caches_style_and_writes_only_in_temp(stylizer, images, tmp_path):

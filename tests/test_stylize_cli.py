@@ -3,31 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from PIL import Image
 
 from styledistill.cli import main
-from styledistill.student import STTR
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = STTR.from_preset(
-        "sttr-small",
-        d_model=32,
-        num_heads=2,
-        ffn_dim=64,
-        encoder_layers=1,
-        decoder_layers=1,
-        decoder_channels=[16, 8, 8, 4],
-        style_size=64,
-    )
-    folder = tmp_path_factory.mktemp("ckpt") / "student"
-    model.save_pretrained(folder, model_card={"teacher": "texture"})
-    return folder
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny_student_dir too: conftest.py
 
 
 def _image(path, size, color):
@@ -44,71 +24,28 @@ def test_help_has_examples(capsys):
     assert "examples:" in text and "--content" in text and "--half" in text
 
 
-def test_single_image(checkpoint, tmp_path, monkeypatch, capsys):
+def test_single_image(tiny_student_dir, tmp_path, monkeypatch, capsys):
     content = _image(tmp_path / "in" / "cat.jpg", (70, 45), (10, 120, 200))
     style = _image(tmp_path / "art.png", (50, 60), (220, 180, 20))
     out = tmp_path / "result.png"
-    code = main(
-        [
-            "stylize",
-            str(checkpoint),
-            "--content",
-            str(content),
-            "--style",
-            str(style),
-            "--out",
-            str(out),
-            "--size",
-            "64",
-            "--device",
-            "cpu",
-        ]
-    )
-    assert code == 0
+    args = ["stylize", str(tiny_student_dir), "--content", str(content), "--style", str(style)]
+    assert main([*args, "--out", str(out), "--size", "64", "--device", "cpu"]) == 0
     assert Image.open(out).size == (70, 45)
     monkeypatch.chdir(tmp_path)
-    assert (
-        main(
-            [
-                "stylize",
-                str(checkpoint),
-                "--content",
-                str(content),
-                "--style",
-                str(style),
-                "--size",
-                "64",
-            ]
-        )
-        == 0
-    )
+    assert main([*args, "--size", "64"]) == 0  # no --out: into the working folder
     assert Image.open(tmp_path / "cat_stylized.png").size == (70, 45)
     assert "cat_stylized.png" in capsys.readouterr().out
 
 
-def test_folder_with_a_bad_file(checkpoint, tmp_path, capsys):
+def test_folder_with_a_bad_file(tiny_student_dir, tmp_path, capsys):
     photos = tmp_path / "photos"
     _image(photos / "a.png", (40, 40), (255, 0, 0))
     _image(photos / "sub" / "b.jpg", (64, 32), (0, 255, 0))
     (photos / "broken.jpg").write_bytes(b"not really a jpeg")
     style = _image(tmp_path / "art.png", (48, 48), (0, 0, 255))
     out = tmp_path / "out"
-    code = main(
-        [
-            "stylize",
-            str(checkpoint),
-            "--content",
-            str(photos),
-            "--style",
-            str(style),
-            "--out",
-            str(out),
-            "--size",
-            "64",
-            "--device",
-            "cpu",
-        ]
-    )
+    args = ["stylize", str(tiny_student_dir), "--content", str(photos), "--style", str(style)]
+    code = main([*args, "--out", str(out), "--size", "64", "--device", "cpu"])
     captured = capsys.readouterr()
     assert code == 1  # something was skipped
     assert Image.open(out / "a.png").size == (40, 40)
@@ -119,14 +56,14 @@ def test_folder_with_a_bad_file(checkpoint, tmp_path, capsys):
     assert "stylized 2 image(s)" in captured.out and "skipped 1" in captured.out
 
 
-def test_folder_outputs_never_collide(checkpoint, tmp_path, capsys):
+def test_folder_outputs_never_collide(tiny_student_dir, tmp_path, capsys):
     photos = tmp_path / "photos"
     _image(photos / "x.png", (40, 40), (255, 0, 0))
     _image(photos / "x.jpg", (48, 32), (0, 255, 0))
     _image(photos / "sub" / "x.jpg", (32, 48), (0, 0, 255))
     style = _image(tmp_path / "art.png", (48, 48), (0, 0, 255))
     out = tmp_path / "out"
-    args = ["stylize", str(checkpoint), "--content", str(photos), "--style", str(style)]
+    args = ["stylize", str(tiny_student_dir), "--content", str(photos), "--style", str(style)]
     code = main([*args, "--out", str(out), "--size", "64", "--device", "cpu"])
     assert code == 0
     assert "stylized 3 image(s)" in capsys.readouterr().out
@@ -149,7 +86,7 @@ def test_folder_targets_unique_even_for_tricky_names(tmp_path):
     assert targets[tmp_path / "B.png"] == tmp_path / "out" / "B.png.png"
 
 
-def test_bad_inputs_are_one_line_errors(checkpoint, tmp_path, capsys):
+def test_bad_inputs_are_one_line_errors(tiny_student_dir, tmp_path, capsys):
     style = _image(tmp_path / "art.png", (48, 48), (0, 0, 255))
     content = _image(tmp_path / "c.png", (48, 48), (0, 0, 0))
     assert (
@@ -160,32 +97,11 @@ def test_bad_inputs_are_one_line_errors(checkpoint, tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip()
     assert err.startswith("styledistill stylize: error:") and "missing" in err and "\n" not in err
-    assert (
-        main(
-            [
-                "stylize",
-                str(checkpoint),
-                "--content",
-                str(tmp_path / "nope.png"),
-                "--style",
-                str(style),
-            ]
-        )
-        == 2
-    )
+    model = ["stylize", str(tiny_student_dir)]
+    assert main([*model, "--content", str(tmp_path / "nope.png"), "--style", str(style)]) == 2
     assert "nope.png" in capsys.readouterr().err
     (tmp_path / "bad_style.png").write_bytes(b"")
     assert (
-        main(
-            [
-                "stylize",
-                str(checkpoint),
-                "--content",
-                str(content),
-                "--style",
-                str(tmp_path / "bad_style.png"),
-            ]
-        )
-        == 2
+        main([*model, "--content", str(content), "--style", str(tmp_path / "bad_style.png")]) == 2
     )
     assert "bad_style.png: empty file" in capsys.readouterr().err

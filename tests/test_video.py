@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 av = pytest.importorskip("av")
 
 from styledistill.cli.stylize import add_video_arguments, run_video  # noqa: E402
-from styledistill.student import STTR, Stylizer  # noqa: E402
+from styledistill.student import Stylizer  # noqa: E402
 from styledistill.video import TemporalBlender, VideoError, stylize_video  # noqa: E402
 
 FPS = 10
@@ -90,45 +89,18 @@ def probe(path: Path) -> dict:
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(scope="module")
-def student_dir(tmp_path_factory) -> Path:
-    """A tiny random student (last conv scaled so its output varies with the content)."""
-    torch.manual_seed(0)
-    model = STTR.from_preset(
-        "sttr-small",
-        content_backbone="resnet18",
-        style_backbone="resnet18",
-        d_model=32,
-        num_heads=2,
-        ffn_dim=64,
-        encoder_layers=1,
-        decoder_layers=1,
-        decoder_channels=[16, 8, 8, 8],
-        style_size=64,
-    )
-    with torch.no_grad():
-        model.image_decoder[-1].weight.mul_(20.0)
-    folder = tmp_path_factory.mktemp("video") / "student"
-    model.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def style_image() -> torch.Tensor:
-    rng = np.random.default_rng(5)
-    return torch.from_numpy(rng.random((3, 64, 64), dtype=np.float32))
+# tiny_student_dir (a saved tiny student) and noise_image (64x64 RGB noise): conftest.py
 
 
 def test_stylize_video_keeps_frames_fps_size_audio_and_blending_cuts_flicker(
-    student_dir, style_image, tmp_path
+    tiny_student_dir, noise_image, tmp_path
 ):
     source = make_video(tmp_path / "in.mp4")
-    stylizer = Stylizer.from_pretrained(student_dir, device="cpu", size=64)
+    stylizer = Stylizer.from_pretrained(tiny_student_dir, device="cpu", size=64)
     report = stylize_video(
         stylizer,
         source,
-        style_image,
+        noise_image,
         tmp_path / "out.mp4",
         batch_size=5,
         flicker=0.7,
@@ -157,11 +129,11 @@ def test_stylize_video_keeps_frames_fps_size_audio_and_blending_cuts_flicker(
 
 
 def test_no_blending_gives_equal_numbers_and_uncopyable_audio_is_reencoded(
-    student_dir, style_image, tmp_path
+    tiny_student_dir, noise_image, tmp_path
 ):
     source = make_video(tmp_path / "in.mov", audio="pcm_s16le")
-    stylizer = Stylizer.from_pretrained(student_dir, device="cpu", size=64)
-    code = stylizer.encode_style(style_image)
+    stylizer = Stylizer.from_pretrained(tiny_student_dir, device="cpu", size=64)
+    code = stylizer.encode_style(noise_image)
     report = stylize_video(
         stylizer, source, code, tmp_path / "out.mp4", batch_size=4, max_frames=7, progress=False
     )
@@ -171,11 +143,11 @@ def test_no_blending_gives_equal_numbers_and_uncopyable_audio_is_reencoded(
     assert found["frames"] == 7 and found["audio_codec"] == "aac"
 
 
-def test_cli_helpers_run_a_video(student_dir, style_image, tmp_path, capsys):
+def test_cli_helpers_run_a_video(tiny_student_dir, noise_image, tmp_path, capsys):
     from styledistill.images import save_image
 
     source = make_video(tmp_path / "clip.mp4", audio=None, frames=6)
-    style_path = save_image(style_image, tmp_path / "style.png")
+    style_path = save_image(noise_image, tmp_path / "style.png")
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoint")
     parser.add_argument("--style")
@@ -186,7 +158,7 @@ def test_cli_helpers_run_a_video(student_dir, style_image, tmp_path, capsys):
     add_video_arguments(parser)
     args = parser.parse_args(
         [
-            str(student_dir),
+            str(tiny_student_dir),
             "--video",
             str(source),
             "--style",
@@ -226,21 +198,21 @@ def test_temporal_blender_smooths_still_areas_but_follows_motion():
     assert np.abs(moving - (0.0 if 5 % 2 else 1.0)).max() < 1e-6  # no smear where input moved
 
 
-def test_bad_inputs_fail_with_one_line_errors(student_dir, style_image, tmp_path):
-    stylizer = Stylizer.from_pretrained(student_dir, device="cpu", size=64)
+def test_bad_inputs_fail_with_one_line_errors(tiny_student_dir, noise_image, tmp_path):
+    stylizer = Stylizer.from_pretrained(tiny_student_dir, device="cpu", size=64)
     with pytest.raises(VideoError, match="no such video file"):
         stylize_video(
-            stylizer, tmp_path / "missing.mp4", style_image, tmp_path / "o.mp4", progress=False
+            stylizer, tmp_path / "missing.mp4", noise_image, tmp_path / "o.mp4", progress=False
         )
     (tmp_path / "notes.mp4").write_text("not a video")
     with pytest.raises(VideoError, match="cannot open as a video"):
         stylize_video(
-            stylizer, tmp_path / "notes.mp4", style_image, tmp_path / "o.mp4", progress=False
+            stylizer, tmp_path / "notes.mp4", noise_image, tmp_path / "o.mp4", progress=False
         )
     (tmp_path / "notes.jpg").write_text("not a video")  # FFmpeg's image demuxer opens it
     with pytest.raises(VideoError, match=r"notes\.jpg: not a readable video"):
         stylize_video(
-            stylizer, tmp_path / "notes.jpg", style_image, tmp_path / "o.mp4", progress=False
+            stylizer, tmp_path / "notes.jpg", noise_image, tmp_path / "o.mp4", progress=False
         )
     source = make_video(tmp_path / "ok.mp4", frames=2)
     with pytest.MonkeyPatch.context() as patch:  # a read-only output folder
@@ -252,17 +224,17 @@ def test_bad_inputs_fail_with_one_line_errors(student_dir, style_image, tmp_path
 
         patch.setattr(tempfile, "mkstemp", read_only)
         with pytest.raises(VideoError) as info:
-            stylize_video(stylizer, source, style_image, tmp_path / "ro" / "o.mp4", progress=False)
+            stylize_video(stylizer, source, noise_image, tmp_path / "ro" / "o.mp4", progress=False)
     assert str(info.value) == f"cannot write {tmp_path / 'ro' / 'o.mp4'}: Read-only file system"
     with pytest.raises(VideoError, match="output must end in"):
         stylize_video(
-            stylizer, tmp_path / "notes.mp4", style_image, tmp_path / "o.gif", progress=False
+            stylizer, tmp_path / "notes.mp4", noise_image, tmp_path / "o.gif", progress=False
         )
     with pytest.raises(Exception, match=r"--flicker-blend 1.5"):
         stylize_video(
             stylizer,
             tmp_path / "notes.mp4",
-            style_image,
+            noise_image,
             tmp_path / "o.mp4",
             flicker=1.5,
             progress=False,
@@ -270,17 +242,17 @@ def test_bad_inputs_fail_with_one_line_errors(student_dir, style_image, tmp_path
     assert not (tmp_path / "o.mp4").exists()
 
 
-def test_stylize_command_with_video_flag(student_dir, style_image, tmp_path, capsys):
+def test_stylize_command_with_video_flag(tiny_student_dir, noise_image, tmp_path, capsys):
     from styledistill.cli import main
     from styledistill.images import save_image
 
     source = make_video(tmp_path / "clip.mp4")
-    style = save_image(style_image, tmp_path / "style.png")
+    style = save_image(noise_image, tmp_path / "style.png")
     out = tmp_path / "clip_styled.mp4"
     code = main(
         [
             "stylize",
-            str(student_dir),
+            str(tiny_student_dir),
             "--video",
             str(source),
             "--style",
@@ -297,5 +269,5 @@ def test_stylize_command_with_video_flag(student_dir, style_image, tmp_path, cap
     info = probe(out)
     assert info["frames"] == FRAMES and info["size"] == (WIDTH, HEIGHT)
     assert info["audio_codec"] == "aac"
-    assert main(["stylize", str(student_dir), "--style", str(style)]) == 2
+    assert main(["stylize", str(tiny_student_dir), "--style", str(style)]) == 2
     assert "--content" in capsys.readouterr().err
