@@ -276,7 +276,7 @@ def test_resume_continues_exactly(dataset, tmp_path, monkeypatch):
     Tolerance: CPU float32 with the same thread count is bit-reproducible here; we allow
     rtol 1e-5 / atol 1e-6 so the test survives harmless kernel changes.
     """
-    import styledistill.train as train_module
+    import styledistill.train.checkpoints as train_module
 
     # batch 2 of 4 training pairs: the interruption at step 3 falls inside epoch 1
     tiny = {**TINY, "dropout": 0.1}  # dropout makes the RNG state matter
@@ -334,7 +334,8 @@ def test_kill_during_checkpoint_write_keeps_previous_checkpoint(dataset, tmp_pat
         import torch
         torch.set_num_threads(1)
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        import styledistill.train as T
+        import styledistill.train.checkpoints as T
+        from styledistill.train import train
         from test_train import tiny_config
         real = T._write_checkpoint_files
 
@@ -346,7 +347,7 @@ def test_kill_during_checkpoint_write_keeps_previous_checkpoint(dataset, tmp_pat
             real(folder, payload)
 
         T._write_checkpoint_files = write_then_die
-        T.train(tiny_config({str(dataset)!r}, {str(run)!r}, steps=8, save_every=4, eval_every=100))
+        train(tiny_config({str(dataset)!r}, {str(run)!r}, steps=8, save_every=4, eval_every=100))
         """
     )
     result = subprocess.run(
