@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
+from ..train.config import AMP_MODES, PRETRAINED_LRS, RANDOM_INIT_LRS, SCHEDULES, TrainConfig
+from ..train.config import field_default as _default
 from ._common import add_device_argument, add_threads_argument, apply_threads
 
 HELP = "train the STTR student on a teacher dataset (CPU, GPU, or torchrun DDP)"
@@ -32,7 +35,22 @@ examples:
 """
 
 
+def _short(value: float) -> str:
+    """``1e-4`` rather than ``0.0001`` in help text."""
+    mantissa, exponent = f"{value:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``styledistill train``; their defaults are TrainConfig's (train/config.py)."""
+    _data_and_run(parser)
+    _model(parser)
+    _optimization(parser)
+    _loss(parser)
+    _logging_and_checkpoints(parser)
+
+
+def _data_and_run(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("data and run")
     g.add_argument("--data", required=True, help="dataset folder made by 'styledistill teach'")
     g.add_argument(
@@ -42,28 +60,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue from the latest checkpoint in RUN_DIR"
     )
     g.add_argument(
-        "--size", type=int, default=256, help="training crop side in pixels (multiple of 32)"
+        "--size",
+        type=int,
+        default=_default("size"),
+        help="training crop side in pixels (multiple of 32)",
     )
     g.add_argument(
         "--val-fraction",
         type=float,
-        default=0.1,
+        default=_default("val_fraction"),
         help="share of pairs held out (by content and style)",
     )
     g.add_argument(
-        "--val-max-pairs", type=int, default=64, help="most held-out pairs scored per evaluation"
+        "--val-max-pairs",
+        type=int,
+        default=_default("val_max_pairs"),
+        help="most held-out pairs scored per evaluation",
     )
-    g.add_argument("--num-workers", type=int, default=2, help="data loader processes per rank")
-    g.add_argument("--seed", type=int, default=0, help="seed of init, data order and augmentation")
+    g.add_argument(
+        "--num-workers",
+        type=int,
+        default=_default("num_workers"),
+        help="data loader processes per rank",
+    )
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=_default("seed"),
+        help="seed of init, data order and augmentation",
+    )
     add_device_argument(g)
     add_threads_argument(g)
     g.add_argument(
-        "--max-minutes", type=float, default=None, help="stop (and save) after this wall time"
+        "--max-minutes",
+        type=float,
+        default=_default("max_minutes"),
+        help="stop (and save) after this wall time",
     )
 
+
+def _model(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument(
-        "--preset", default="sttr-small", help="student preset: sttr-small or sttr-paper"
+        "--preset", default=_default("preset"), help="student preset: sttr-small or sttr-paper"
     )
     g.add_argument(
         "--model-option",
@@ -74,80 +113,113 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--backbone-weights",
-        default="imagenet",
+        default=_default("backbone_weights"),
         metavar="PATH|imagenet|random",
         help="tokenizer backbone weights: torchvision's ImageNet file from torch's hub cache "
         "(default; sttr-small's MobileNetV2 file is placed offline by scripts/setup.sh), a "
         "local file, or 'random'",
     )
 
+
+def _optimization(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("optimization")
-    g.add_argument("--steps", type=int, default=20_000, help="optimizer steps")
-    g.add_argument("--batch-size", type=int, default=8, help="pairs per micro-batch per rank")
-    g.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
+    g.add_argument("--steps", type=int, default=_default("steps"), help="optimizer steps")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=_default("batch_size"),
+        help="pairs per micro-batch per rank",
+    )
+    g.add_argument(
+        "--grad-accum",
+        type=int,
+        default=_default("grad_accum"),
+        help="micro-batches per optimizer step",
+    )
     g.add_argument(
         "--lr",
         type=float,
-        default=None,
-        help="AdamW learning rate (default: 1e-4, the paper's, with --backbone-weights; "
-        "1e-3 from random backbones)",
+        default=_default("lr"),
+        help=f"AdamW learning rate (default: {_short(PRETRAINED_LRS[0])}, the paper's, with "
+        f"--backbone-weights; {_short(RANDOM_INIT_LRS[0])} from random backbones)",
     )
     g.add_argument(
         "--backbone-lr",
         type=float,
-        default=None,
-        help="learning rate of the tokenizer backbones (default: 1e-5 with "
-        "--backbone-weights; 1.5e-4 from random backbones)",
+        default=_default("backbone_lr"),
+        help="learning rate of the tokenizer backbones (default: "
+        f"{_short(PRETRAINED_LRS[1])} with --backbone-weights; {_short(RANDOM_INIT_LRS[1])} "
+        "from random backbones)",
     )
     g.add_argument(
-        "--weight-decay", type=float, default=1e-4, help="AdamW weight decay (not on biases/norms)"
+        "--weight-decay",
+        type=float,
+        default=_default("weight_decay"),
+        help="AdamW weight decay (not on biases/norms)",
     )
-    g.add_argument("--warmup", type=int, default=500, help="linear warmup steps")
+    g.add_argument("--warmup", type=int, default=_default("warmup"), help="linear warmup steps")
     g.add_argument(
         "--schedule",
-        choices=("cosine", "step", "constant"),
-        default="cosine",
+        choices=SCHEDULES,
+        default=_default("schedule"),
         help="decay after warmup",
     )
-    g.add_argument("--clip", type=float, default=0.1, help="gradient-norm clip (0: off)")
-    g.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights (0: no EMA)")
+    g.add_argument(
+        "--clip", type=float, default=_default("clip"), help="gradient-norm clip (0: off)"
+    )
+    g.add_argument(
+        "--ema", type=float, default=_default("ema"), help="EMA decay of the weights (0: no EMA)"
+    )
     g.add_argument(
         "--amp",
-        choices=("bf16", "fp16", "none"),
-        default="bf16",
+        choices=AMP_MODES,
+        default=_default("amp"),
         help="mixed precision on GPUs (CPUs always run fp32)",
     )
 
+
+def _loss(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("loss")
-    g.add_argument("--pixel-weight", type=float, default=0.25, help="L1 to the teacher output")
+    g.add_argument(
+        "--pixel-weight",
+        type=float,
+        default=_default("pixel_weight"),
+        help="L1 to the teacher output",
+    )
     g.add_argument(
         "--perceptual-weight",
         type=float,
-        default=0.2,
+        default=_default("perceptual_weight"),
         help="loss-network feature L1 to the teacher output",
     )
     g.add_argument(
         "--texture-weight",
         type=float,
-        default=2.0,
+        default=_default("texture_weight"),
         help="loss-network feature statistics (mean/std) vs the teacher output",
     )
     g.add_argument(
-        "--content-weight", type=float, default=0.0, help="official STTR content loss (relu4_1 MSE)"
+        "--content-weight",
+        type=float,
+        default=_default("content_weight"),
+        help="official STTR content loss (relu4_1 MSE)",
     )
     g.add_argument(
-        "--style-weight", type=float, default=0.0, help="official STTR style loss (mean/std MSE)"
+        "--style-weight",
+        type=float,
+        default=_default("style_weight"),
+        help="official STTR style loss (mean/std MSE)",
     )
     g.add_argument(
         "--loss-network",
         choices=("auto", "vgg19", "mobilenet_v2"),
-        default="auto",
+        default=_default("loss_network"),
         help="network of the feature terms (auto: VGG19 when its ImageNet file is in torch's "
         "hub cache, as the STTR paper; else MobileNetV2, which ships offline)",
     )
     g.add_argument(
         "--loss-network-weights",
-        default="imagenet",
+        default=_default("loss_network_weights"),
         metavar="PATH|imagenet",
         help="its weights: torchvision's ImageNet file from torch's hub cache, or a local file; "
         "missing weights are an error",
@@ -159,11 +231,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="shorthand for --loss-network vgg19 --loss-network-weights PATH",
     )
 
+
+def _logging_and_checkpoints(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("logging and checkpoints")
-    g.add_argument("--log-every", type=int, default=10, help="steps per log.jsonl line")
-    g.add_argument("--eval-every", type=int, default=500, help="steps between validations")
-    g.add_argument("--save-every", type=int, default=1000, help="steps between checkpoints")
-    g.add_argument("--keep", type=int, default=3, help="step checkpoints kept (plus best/)")
+    g.add_argument(
+        "--log-every", type=int, default=_default("log_every"), help="steps per log.jsonl line"
+    )
+    g.add_argument(
+        "--eval-every", type=int, default=_default("eval_every"), help="steps between validations"
+    )
+    g.add_argument(
+        "--save-every", type=int, default=_default("save_every"), help="steps between checkpoints"
+    )
+    g.add_argument(
+        "--keep", type=int, default=_default("keep"), help="step checkpoints kept (plus best/)"
+    )
     g.add_argument("--no-tensorboard", action="store_true", help="log to log.jsonl only")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -186,49 +268,27 @@ def parse_options(items: list[str]) -> dict[str, object]:
     return options
 
 
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of the parsed flags: each flag named after a field sets that field."""
+    fields = {spec.name for spec in dataclasses.fields(TrainConfig)}
+    named = {key: value for key, value in vars(args).items() if key in fields}
+    return TrainConfig(
+        **{
+            **named,
+            "model_overrides": parse_options(args.model_option),
+            "loss_network": "vgg19" if args.vgg_weights else args.loss_network,
+            "loss_network_weights": args.vgg_weights or args.loss_network_weights,
+            "progress": not args.no_progress,
+            "tensorboard": not args.no_tensorboard,
+        }
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..train import TrainConfig, train
+    from ..train import train
 
     apply_threads(args.threads)
-    config = TrainConfig(
-        model_overrides=parse_options(args.model_option),
-        data=args.data,
-        out=args.out,
-        preset=args.preset,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        grad_accum=args.grad_accum,
-        lr=args.lr,
-        backbone_lr=args.backbone_lr,
-        weight_decay=args.weight_decay,
-        warmup=args.warmup,
-        schedule=args.schedule,
-        clip=args.clip,
-        size=args.size,
-        resume=args.resume,
-        loss_network="vgg19" if args.vgg_weights else args.loss_network,
-        loss_network_weights=args.vgg_weights or args.loss_network_weights,
-        backbone_weights=args.backbone_weights,
-        pixel_weight=args.pixel_weight,
-        perceptual_weight=args.perceptual_weight,
-        texture_weight=args.texture_weight,
-        content_weight=args.content_weight,
-        style_weight=args.style_weight,
-        ema=args.ema,
-        amp=args.amp,
-        log_every=args.log_every,
-        eval_every=args.eval_every,
-        save_every=args.save_every,
-        keep=args.keep,
-        val_fraction=args.val_fraction,
-        val_max_pairs=args.val_max_pairs,
-        num_workers=args.num_workers,
-        seed=args.seed,
-        device=args.device,
-        max_minutes=args.max_minutes,
-        progress=not args.no_progress,
-        tensorboard=not args.no_tensorboard,
-    )
+    config = config_from_args(args)
     check_before_training(config)
     student = train(config)
     import os
