@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from styledistill.student.patch_synthesis import (
+    bank_codes,
     edge_weight,
     fuse_luminance,
     luminance,
@@ -57,14 +58,14 @@ def test_an_image_pasted_from_its_own_bank_is_itself():
     an unrelated image only ever receives the bank's colours."""
     style = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(2))
     patches, invalid = style_patch_bank(style, None, 16)
-    out = paste_nearest_patches(style, patches, invalid, 16)
+    out = paste_nearest_patches(style, patches, bank_codes(patches, invalid, 16), 16)
     inner = (..., slice(12, -12), slice(12, -12))  # away from the overhanging border patches
     torch.testing.assert_close(out[inner], style[inner], atol=1e-4, rtol=0)
     two_colours = torch.zeros(1, 3, 32, 32)
     two_colours[:, 0, :, :16] = 1.0
     two_colours[:, 2, :, 16:] = 1.0
     bank, flags = style_patch_bank(two_colours, None, 16)
-    pasted = paste_nearest_patches(_image(3, 32, 32), bank, flags, 16)
+    pasted = paste_nearest_patches(_image(3, 32, 32), bank, bank_codes(bank, flags, 16), 16)
     assert float(pasted[:, 1].abs().max()) == 0.0  # no green: only the style's pixels
     torch.testing.assert_close(pasted[:, 0] + pasted[:, 2], torch.ones(1, 32, 32))
 
@@ -74,7 +75,8 @@ def test_invalid_patches_are_never_chosen():
     style[..., :16, :] = 1.0  # white top half, black bottom half
     patches, invalid = style_patch_bank(style, None, 16)
     white = patches.mean(-1) > 0.99
-    out = paste_nearest_patches(torch.zeros(1, 3, 32, 32), patches, invalid | ~white, 16)
+    codes = bank_codes(patches, invalid | ~white, 16)
+    out = paste_nearest_patches(torch.zeros(1, 3, 32, 32), patches, codes, 16)
     assert float(out.min()) > 0.99  # a black image got white patches: the black ones were off
 
 

@@ -88,19 +88,27 @@ def test_token_counts_match_strides(model):
         content_tokens = model.content_tokenizer(torch.rand(1, 3, 64, 96))
     styles = 4 * 6  # stride 16
     # + statistics (colour, AdaIN skips) + the bank of 16 px style patches (one every 4 px:
-    # 16 per style token), 24 tokens each
-    assert model.tokens_per_patch == 3 * 16 * 16 // 32 and model.patches_per_style_token == 16
+    # 16 per style token), each its pixels + its match code (8x8 brightness, 4x4 chroma)
+    # + the code's norm
+    code = 8 * 8 + 2 * 4 * 4 + 1
+    assert model.tokens_per_patch == -(-(3 * 16 * 16 + code) // 32)
+    assert model.patches_per_style_token == 16
     bank = styles * 16
     tokens = styles + model.num_stat_tokens + bank * model.tokens_per_patch
     assert memory.shape == pos.shape == (1, tokens, 32)
     assert mask.shape == (1, tokens)
     assert content_tokens.shape == (1, 32, 4, 6)
-    style_tokens, _, style_mask, stats, patches, invalid = model._split_memory(memory, pos, mask)
+    style_tokens, _, style_mask, stats, patches, codes, invalid = model._split_memory(
+        memory, pos, mask
+    )
     assert style_tokens.shape == (1, styles, 32) and stats.shape[1] == model.num_stat_tokens
     assert not style_mask.any() and not mask[:, : styles + model.num_stat_tokens].any()
     assert patches.shape == (1, bank, 3 * 16 * 16) and invalid.shape == (1, bank)
-    # the patches that overhang the style's border are flagged, the inner ones are not
+    assert codes.shape == (1, bank, code)
+    # the patches that overhang the style's border are flagged (in the mask, and by a norm
+    # no real patch has, which survives a dropped mask); the inner ones are not
     assert int((~invalid).sum()) == (64 // 4 - 3) * (96 // 4 - 3)
+    torch.testing.assert_close(invalid, codes[..., -1] > 1000)
 
 
 def test_style_patches_fold_and_unfold_like_torch():
@@ -134,7 +142,7 @@ def test_the_texture_head_pastes_the_styles_own_pixels():
     content = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
         memory, pos, mask = model.encode_style(*model.prepare_style(style))
-        tokens, _, _, _, patches, _ = model._split_memory(memory, pos, mask)
+        tokens, _, _, _, patches, _, _ = model._split_memory(memory, pos, mask)
         queries = torch.zeros(1, 16, 32)
         mosaic = model._paste_patches(queries, content, tokens, None, patches)
     assert mosaic.shape == content.shape
@@ -144,7 +152,7 @@ def test_the_texture_head_pastes_the_styles_own_pixels():
         tiny_model(texture_head="attention", style_patches=24)
     with pytest.raises(ConfigError, match="style_patches 24 must be a multiple of 8"):
         tiny_model(style_patches=24)
-    with pytest.raises(ConfigError, match="patch_descriptor_cells 3 must divide"):
+    with pytest.raises(ConfigError, match="patch_descriptor_cells 3 must be even"):
         tiny_model(patch_descriptor_cells=3)
     with pytest.raises(ConfigError, match="needs colour_film with colour_transfer 'histogram'"):
         tiny_model(colour_transfer="meanstd")

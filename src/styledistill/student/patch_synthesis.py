@@ -10,7 +10,7 @@ choice, in operations ONNX knows (slices, reshapes, matmul, argmin, gather, pool
 * :func:`style_patch_bank` cuts the style into ``side`` x ``side`` patches every
   ``side / 4`` pixels and flags those that overhang the real style;
 * :func:`paste_nearest_patches` matches each half-overlapping patch of an image to the
-  bank on its colours pooled to an 8 x 8 grid and overlap-adds the chosen full-resolution
+  bank on its brightness pooled to an 8 x 8 grid and its chroma to 4 x 4, and overlap-adds the chosen full-resolution
   patches (triangular window times a robust match weight);
 * :func:`fuse_luminance` keeps the pasted patches' chroma, pulls their brightness toward
   the content's on edges (detail added back), and matches the brightness histogram to
@@ -27,7 +27,8 @@ from torch import Tensor
 
 __all__ = [
     "DESCRIPTOR_CELLS",
-    "INVALID_PATCH_VALUE",
+    "bank_codes",
+    "code_size",
     "edge_weight",
     "fold_patches",
     "fuse_luminance",
@@ -37,11 +38,11 @@ __all__ = [
     "unfold_patches",
 ]
 
-#: By default a patch is matched on its colours averaged over an 8 x 8 grid (192 numbers):
-#: on held-out teacher pairs a 4 x 4 grid loses the content's edges in the match.
+#: By default a patch is matched on its brightness averaged over an 8 x 8 grid (and its
+#: chroma over 4 x 4): on held-out teacher pairs a 4 x 4 grid loses the content's edges.
 DESCRIPTOR_CELLS = 8
-#: What the student stores in a bank patch that must never be chosen (outside [0, 1]).
-INVALID_PATCH_VALUE = 4.0
+# The squared norm given to a patch that must never be chosen (real ones are <= 3*cells^2).
+_NEVER = 1.0e4
 # The robust aggregation of the teacher: a match counts ||x - z||^(r - 2), r = 0.8.
 _ROBUST_EXPONENT = (0.8 - 2.0) / 2.0
 _LUMA = (0.299, 0.587, 0.114)
@@ -133,34 +134,58 @@ def style_patch_bank(style: Tensor, style_mask: Tensor | None, side: int) -> tup
     return torch.cat(patches, dim=1), torch.cat(invalid, dim=1)
 
 
-def _descriptor(patches: Tensor, side: int, cells: int) -> Tensor:
-    """``[B,N,3*side*side]`` -> mean colours on a ``cells`` x ``cells`` grid ``[B,N,3*cells^2]``."""
+def code_size(cells: int) -> int:
+    """Numbers in a patch's match code: brightness on a ``cells`` grid, chroma on half it."""
+    return cells * cells + 2 * (cells // 2) ** 2
+
+
+def _match_code(pooled: Tensor, cells: int) -> Tensor:
+    """Patches' colours on a grid ``[B,N,3,c,c]`` -> brightness (Y) at ``c x c`` and
+    chroma (Cb, Cr) at ``c/2 x c/2``, ``[B,N,code_size(c)]``: the eye, and the texture
+    teacher's matches, care more about where light and dark fall than about colour detail
+    (on held-out teacher pairs this matches as well as full RGB at half the cost)."""
+    red, green, blue = pooled.unbind(dim=2)
+    luma = _LUMA[0] * red + _LUMA[1] * green + _LUMA[2] * blue
+    chroma = torch.stack([0.564 * (blue - luma), 0.713 * (red - luma)], dim=2)
+    half = cells // 2  # a Python int: the export keeps batch and count dynamic
+    chroma = chroma.unflatten(4, (half, 2)).unflatten(3, (half, 2)).mean(dim=(4, 6))
+    return torch.cat([luma.flatten(2), chroma.flatten(2)], dim=-1)
+
+
+def bank_codes(bank: Tensor, invalid: Tensor, side: int, cells: int = DESCRIPTOR_CELLS) -> Tensor:
+    """What matching needs of a bank, computed once per style: ``[B,L,code_size + 1]``,
+    each patch's match code (:func:`_match_code`), then its squared norm (a huge value for
+    invalid patches, so they are never chosen; finite, so it survives fp16)."""
     pool = side // cells
-    shaped = patches.reshape(patches.shape[0], patches.shape[1], 3, cells, pool, cells, pool)
-    return shaped.mean(dim=(4, 6)).flatten(2)
+    shaped = bank.reshape(bank.shape[0], bank.shape[1], 3, cells, pool, cells, pool)
+    codes = _match_code(shaped.mean(dim=(4, 6)), cells)
+    norms = codes.pow(2).sum(-1).masked_fill(invalid, _NEVER)
+    return torch.cat([codes, norms.unsqueeze(-1)], dim=-1)
 
 
 def paste_nearest_patches(
-    image: Tensor, bank: Tensor, bank_invalid: Tensor, side: int, cells: int = DESCRIPTOR_CELLS
+    image: Tensor, bank: Tensor, codes: Tensor, side: int, cells: int = DESCRIPTOR_CELLS
 ) -> Tensor:
     """Replace each half-overlapping ``side`` patch of ``image`` by its nearest bank patch.
 
     ``image [B,3,H,W]`` (H, W multiples of ``side / 2``), ``bank [B,L,3*side*side]`` from
-    :func:`style_patch_bank`. Matches are found on colours pooled to a ``cells`` grid
-    (``side`` must be a multiple of it) and overlap-added
-    with a triangular window times ``||x - z||^-0.6`` (badly matched patches count less).
-    No gradient flows through the choice; it flows to the pasted values' weights only.
+    :func:`style_patch_bank` and its ``codes`` from :func:`bank_codes`. Matches are found
+    on brightness pooled to a ``cells`` grid and chroma to half of it (``side`` a multiple
+    of ``cells``, ``cells`` even) and overlap-added with a triangular window times
+    ``||x - z||^-0.6`` on those codes (badly matched patches count less). The choice
+    itself passes no gradient.
     """
     height, width = image.shape[-2:]
     rows, cols = height // (side // 2), width // (side // 2)
-    queries = unfold_patches(image, side, side // 2)  # [B,N,3*side*side]
-    query_code, bank_code = _descriptor(queries, side, cells), _descriptor(bank, side, cells)
-    # ||q - s||^2 = ||q||^2 - 2 q.s + ||s||^2; ||q||^2 is constant per row
-    scores = bank_code.pow(2).sum(-1).unsqueeze(1) - 2.0 * query_code @ bank_code.transpose(1, 2)
-    scores = scores.masked_fill(bank_invalid.unsqueeze(1), float("inf"))
-    nearest = scores.argmin(dim=-1)  # [B,N]
+    pooled = unfold_patches(F.avg_pool2d(image, side // cells), cells, cells // 2)
+    query = _match_code(pooled.unflatten(2, (3, cells, cells)), cells)  # [B,N,code]
+    bank_code, bank_norm = codes[..., :-1], codes[..., -1]
+    # ||q - s||^2 = ||q||^2 - 2 q.s + ||s||^2, all but ||q||^2 in one fused op
+    scores = torch.baddbmm(bank_norm.unsqueeze(1), query, bank_code.transpose(1, 2), alpha=-2.0)
+    best, nearest = scores.min(dim=-1)  # [B,N]
+    distance = (best + query.pow(2).sum(-1)).clamp_min(0.0) / query.shape[-1]
+    robust = (distance + 1e-4).pow(_ROBUST_EXPONENT)
     chosen = torch.gather(bank, 1, nearest.unsqueeze(-1).expand(-1, -1, bank.shape[-1]))
-    robust = ((queries - chosen).pow(2).mean(-1) + 1e-4).pow(_ROBUST_EXPONENT)  # [B,N]
     position = torch.arange(side, device=image.device, dtype=image.dtype) + 0.5 - side / 2
     ramp = 1.0 - position.abs() / (side / 2)
     window = (ramp[:, None] * ramp[None, :]).flatten()

@@ -41,7 +41,8 @@ from ..errors import CheckpointError, ConfigError
 from ..plumbing import atomic_path
 from .patch_synthesis import (
     DESCRIPTOR_CELLS,
-    INVALID_PATCH_VALUE,
+    bank_codes,
+    code_size,
     edge_weight,
     fold_patches,
     fuse_luminance,
@@ -227,9 +228,10 @@ class STTRConfig:
                     f"{source}: style_patches {side} must be a multiple of 8 whose half divides "
                     f"style_stride {self.style_stride} and pad_multiple {self.pad_multiple}"
                 )
-            if cells < 1 or side % cells:
+            if cells < 2 or cells % 2 or side % cells:
                 raise ConfigError(
-                    f"{source}: patch_descriptor_cells {cells} must divide style_patches {side}"
+                    f"{source}: patch_descriptor_cells {cells} must be even and divide "
+                    f"style_patches {side}"
                 )
         elif self.style_patches:
             if not self.content_skip or self.content_stride != self.style_stride:
@@ -884,10 +886,19 @@ class STTR(nn.Module):
         return 4 * (self.config.style_stride // (self.config.style_patches // 2)) ** 2
 
     @property
-    def tokens_per_patch(self) -> int:
-        """Memory tokens that hold one style pixel patch (0 without the texture head)."""
+    def _patch_values(self) -> int:
+        """Numbers stored per style patch: its pixels (+ its match code for the nearest head)."""
         side = self.config.style_patches
-        return -(-3 * side * side // self.config.d_model) if side else 0
+        if not self._nearest_head:
+            return 3 * side * side
+        return 3 * side * side + code_size(self.config.patch_descriptor_cells) + 1
+
+    @property
+    def tokens_per_patch(self) -> int:
+        """Memory tokens that hold one style patch (0 without the texture head)."""
+        if not self.config.style_patches:
+            return 0
+        return -(-self._patch_values // self.config.d_model)
 
     def _style_patches(self, style: Tensor) -> Tensor:
         """Padded style ``[B,3,H,W]`` -> one pixel patch per style token ``[B, L, 3*k*k]``."""
@@ -935,15 +946,15 @@ class STTR(nn.Module):
         content_mask: Tensor | None,
         base: Tensor,
         patches: Tensor,
+        codes: Tensor,
         luminance_quantiles: Tensor,
     ) -> Tensor:
-        """The nearest-patch head: style patches pasted over ``base`` (the recoloured
-        content), brightness fused with the content's on its edges, then matched to the
-        style's brightness histogram. Everything in [0, 1], ``[B,3,H,W]``."""
+        """The nearest-patch head: style patches pasted over ``base`` (the content
+        histogram-matched to the style), brightness fused with the content's on its edges,
+        then matched to the style's brightness histogram. All in [0, 1], ``[B,3,H,W]``."""
         side = self.config.style_patches
-        invalid = patches[..., 0] > 0.5 * (1.0 + INVALID_PATCH_VALUE)
         mosaic = paste_nearest_patches(
-            base, patches, invalid, side, self.config.patch_descriptor_cells
+            base, patches, codes, side, self.config.patch_descriptor_cells
         )
         fused = fuse_luminance(mosaic, luminance(base), edge_weight(content))
         brightness = luminance(fused)
@@ -966,23 +977,25 @@ class STTR(nn.Module):
 
     def _split_memory(
         self, memory: Tensor, memory_pos: Tensor, memory_mask: Tensor | None
-    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None, Tensor | None]:
         """Memory -> (style tokens, their positions, their mask, statistics, pixel patches,
-        which patches are invalid)."""
+        their match codes, which patches are invalid)."""
         stats_count, per_patch = self.num_stat_tokens, self.tokens_per_patch
         bank = per_patch * self.patches_per_style_token
         styles = (memory.shape[1] - stats_count) // (1 + bank)
         stats = memory[:, styles : styles + stats_count]
-        patches = invalid = None
+        patches = codes = invalid = None
         if per_patch:
-            side = self.config.style_patches
             count = styles * self.patches_per_style_token
-            patches = memory[:, styles + stats_count :].reshape(memory.shape[0], count, -1)
-            patches = patches[..., : 3 * side * side]
+            values = memory[:, styles + stats_count :].reshape(memory.shape[0], count, -1)
+            pixels = 3 * self.config.style_patches**2
+            patches = values[..., :pixels]
+            if self._nearest_head:
+                codes = values[..., pixels : self._patch_values]
             if memory_mask is not None:
                 invalid = memory_mask[:, styles + stats_count :: per_patch]
         mask = None if memory_mask is None else memory_mask[:, :styles]
-        return memory[:, :styles], memory_pos[:, :styles], mask, stats, patches, invalid
+        return memory[:, :styles], memory_pos[:, :styles], mask, stats, patches, codes, invalid
 
     @property
     def upsample_stage_count(self) -> int:
@@ -1083,10 +1096,12 @@ class STTR(nn.Module):
             )
         if self.tokens_per_patch:  # the style's pixel patches (a bank for the nearest head)
             per_patch, dim = self.tokens_per_patch, memory.shape[-1]
-            if self._nearest_head:  # invalid patches carry an out-of-range value (no mask
-                # needed: a Stylizer drops the memory mask of an unpadded style)
-                patches, invalid = style_patch_bank(style, style_mask, self.config.style_patches)
-                patches = patches.masked_fill(invalid.unsqueeze(-1), INVALID_PATCH_VALUE)
+            if self._nearest_head:  # + what matching needs, once per style; the codes
+                # flag invalid patches themselves (a Stylizer drops an unpadded style's mask)
+                side = self.config.style_patches
+                patches, invalid = style_patch_bank(style, style_mask, side)
+                codes = bank_codes(patches, invalid, side, self.config.patch_descriptor_cells)
+                patches = torch.cat([patches, codes], dim=-1)
             else:  # one per style token
                 patches, invalid = self._style_patches(style), mask.flatten(1)
             patches = F.pad(patches, (0, per_patch * dim - patches.shape[-1]))
@@ -1130,7 +1145,7 @@ class STTR(nn.Module):
 
         A style batch of 1 is shared by every content. H and W must be multiples of 32.
         """
-        memory, memory_pos, memory_mask, stats, patches, _ = self._split_memory(
+        memory, memory_pos, memory_mask, stats, patches, codes, _ = self._split_memory(
             memory, memory_pos, memory_mask
         )
         colour = self.num_colour_tokens
@@ -1147,6 +1162,7 @@ class STTR(nn.Module):
             memory_pos = memory_pos.expand(batch, -1, -1)
             memory_mask = None if memory_mask is None else memory_mask.expand(batch, -1)
             patches = None if patches is None else patches.expand(batch, -1, -1)
+            codes = None if codes is None else codes.expand(batch, -1, -1)
         key_mask = mask.flatten(1) if content_mask is not None else None
         for layer in self.decoder:
             tokens = layer(tokens, pos, key_mask, memory, memory_pos, memory_mask)
@@ -1180,18 +1196,21 @@ class STTR(nn.Module):
             skip = content - 0.5
             base = base_logit = None
             if style_stats is not None:
-                recoloured = self._recolour(
+                transferred = self._recolour(
                     content, content_mask, style_stats.expand(batch, -1, -1)
                 )
-                recoloured = self._colour_film(recoloured - 0.5, memory, memory_mask)
+                recoloured = self._colour_film(transferred - 0.5, memory, memory_mask)
                 skip = torch.cat([skip, recoloured], dim=1)
                 if self._residual_output:
                     base = (recoloured + 0.5).clamp(0.0, 1.0)
                     base_logit = torch.logit(base, eps=1e-3)
             if patches is not None and self._nearest_head:  # the teacher's finest pass, once
                 assert base is not None and base_logit is not None and style_stats is not None
+                # from the plain histogram transfer (the teacher's start), so what the
+                # colour FiLM learns cannot move the patch matches
+                assert codes is not None
                 synthesised = self._synthesise(
-                    content, content_mask, base, patches, style_stats[:, 4:5]
+                    content, content_mask, transferred, patches, codes, style_stats[:, 4:5]
                 )
                 change = torch.logit(synthesised, eps=1e-3) - base_logit
                 skip = torch.cat([skip, change], dim=1)
