@@ -16,10 +16,26 @@ import torch
 from PIL import Image
 
 from styledistill.cli import main
-from styledistill.export import FP32_TOLERANCE, OnnxStylizer, export_onnx, style_model_path
+from styledistill.export import (
+    FP32_TOLERANCE,
+    MAX_OUTLIER_FRACTION,
+    OnnxStylizer,
+    export_onnx,
+    style_model_path,
+)
 from styledistill.student import STTR, Stylizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def assert_same_image(got: np.ndarray, expected: np.ndarray) -> None:
+    """Equal within FP32_TOLERANCE but for a few step-function values (a histogram bin
+    edge, or two near-equal patches, that the other runtime's last bit puts on the other
+    side: MAX_OUTLIER_FRACTION, or one pixel of a small image), none off by much."""
+    difference = np.abs(got - expected)
+    over = difference > FP32_TOLERANCE
+    assert over.mean() <= MAX_OUTLIER_FRACTION or over.sum() <= 3, (over.sum(), difference.max())
+    assert difference.max() < 0.02
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +60,10 @@ def exported(tiny_student_dir, tmp_path_factory):
 def images(content_and_style, tmp_path) -> tuple[Path, Path]:
     """A 70x50 content.png and a 56x40 style.png (conftest.py).
 
-    ``wave=4``, not the default 5: with 5, one pixel of the native-size output differs
-    between ONNX and PyTorch by 4.5e-3, over FP32_TOLERANCE (waves 3, 4, 4.5 and 6 agree
-    to ~1e-6); that single-pixel mismatch is not what these tests are about.
+    ``wave=4``, not the default 5: with 5, one pixel of the native-size output sits on a
+    histogram bin edge and lands in the neighbouring bin in onnxruntime (4.5e-3 off;
+    waves 3, 4, 4.5 and 6 agree to ~1e-6). The export check allows such step-function
+    pixels (MAX_OUTLIER_FRACTION); these tests compare whole images with a max.
     """
     return content_and_style(tmp_path, (70, 50), (56, 40), "style.png", seed=1, wave=4.0)
 
@@ -61,8 +78,8 @@ def test_cli_export_writes_both_graphs_and_verifies(exported):
     ).is_file()
     text = exported["stdout"]
     # three sizes, one of them odd (padded by the runner), each with its number
-    fp32 = [float(x) for x in re.findall(r"^fp32 content .*image max abs diff (\S+),", text, re.M)]
-    assert len(fp32) == 3 and max(fp32) <= FP32_TOLERANCE
+    fp32 = [float(x) for x in re.findall(r"^fp32 content .*over tolerance (\S+)$", text, re.M)]
+    assert len(fp32) == 3 and max(fp32) <= MAX_OUTLIER_FRACTION
     assert "padded to" in text and "OK" in text
     int8 = re.search(r"int8 max abs diff vs PyTorch fp32: (\S+)", text)
     assert int8 is not None and 0.0 < float(int8.group(1)) < 0.2
@@ -92,7 +109,7 @@ def test_export_dynamic_shapes_match_pytorch_directly(exported, tmp_path):
             )
         got = runner.run_padded(padded, mask, code)
         assert got.shape == (3, 3, padded.shape[2], padded.shape[3])
-        assert np.abs(got - expected.numpy()).max() <= FP32_TOLERANCE
+        assert_same_image(got, expected.numpy())
         assert expected.std() > 0.05  # the comparison is not between two flat images
 
 
@@ -111,7 +128,7 @@ def test_onnx_stylizer_matches_stylizer_end_to_end(exported, images):
     assert len(again) == 2 and again[0].size == (70, 50)
     native = runner(content, code, size=0, output="numpy")
     expected_native = stylizer(content, style, size=0, output="tensor").permute(1, 2, 0).numpy()
-    assert np.abs(native - expected_native).max() <= FP32_TOLERANCE
+    assert_same_image(native, expected_native)
 
 
 def test_onnx_stylizer_runs_without_torch(exported, images):
@@ -171,7 +188,7 @@ def test_export_without_style_size_resizes_style_like_stylizer(tiny_student, ima
     """Models without a fixed style size: the style follows ``size`` in both runtimes."""
     model = tiny_student(seed=1, style_size=None)
     report = export_onnx(model, tmp_path / "free.onnx", size=64, verify_sizes=[(64, 64)])
-    assert report.max_abs_diff <= FP32_TOLERANCE and len(report.checks) == 1
+    assert report.faithful and len(report.checks) == 1
     content, style = images
     expected = Stylizer(model, device="cpu", size=64)(content, style, output="tensor")
     got = OnnxStylizer(tmp_path / "free.onnx", threads=1)(content, style, output="numpy")
@@ -264,3 +281,20 @@ def test_full_disk_during_export_is_one_line_error_naming_the_file(exported, tmp
         "No space left on device"
     )
     assert list(out.parent.iterdir()) == []
+
+
+def test_a_few_step_function_pixels_do_not_fail_the_export_check_but_a_real_drift_does(tmp_path):
+    """Histogram bins and nearest-patch choices are step functions: a handful of values on
+    a bin edge may differ between runtimes; anything more is an unfaithful export."""
+    from styledistill.export import MAX_OUTLIER_FRACTION, ExportReport, SizeCheck
+
+    for name in ("a.onnx", "a.style.onnx"):
+        (tmp_path / name).write_bytes(b"")
+
+    def report(fraction: float) -> ExportReport:
+        check = SizeCheck((64, 64), (64, 64), (64, 64), 1, 4.5e-3, 1e-6, fraction)
+        return ExportReport(tmp_path / "a.onnx", tmp_path / "a.style.onnx", 17, checks=[check])
+
+    assert report(0.0).faithful and report(MAX_OUTLIER_FRACTION / 2).faithful
+    assert not report(MAX_OUTLIER_FRACTION * 10).faithful
+    assert "FAILED" in report(1e-2).lines()[-1] and "OK" in report(1e-6).lines()[-1]
