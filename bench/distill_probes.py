@@ -6,9 +6,10 @@ held-out pair it prints
 1. the training loss terms (pixel L1, relative MobileNetV2 feature L1, texture) and the
    EfficientNet-Lite0 distances of: the teacher re-run, a 5x5 box blur of the teacher's
    own output, and the histogram-matched content, each against the teacher's output;
-2. for a trained student (``--run``): the distillation score as trained, with the
-   texture head's mosaic forced to weight 1 in the last conv, and with its attention
-   sharpened 10x after training.
+2. for a trained student (``--run``): the distillation score as trained and with its
+   texture head's gate forced open or shut (nearest-patch head; for the older
+   soft-attention head: its mosaic forced to weight 1, its attention sharpened 10x).
+   Students run at the teacher's size.
 
     python bench/distill_probes.py --work /tmp/dq2 --run /tmp/dq2/run-student
 """
@@ -78,6 +79,14 @@ def texture_head_probes(work: Path, run: Path, every: int) -> None:
 
     trained = STTR.from_pretrained(run / "student").eval()
 
+    def gate_fixed(model: STTR, logit: float) -> STTR:
+        """The nearest-patch head's gate replaced by a constant (in logit units)."""
+        model = copy.deepcopy(model)
+        with torch.no_grad():
+            model.texture_gate.weight.zero_()
+            model.texture_gate.bias.fill_(logit)
+        return model
+
     def mosaic_weight(model: STTR, weight: float) -> STTR:
         model = copy.deepcopy(model)
         conv = model.image_decoder[-1]
@@ -96,12 +105,19 @@ def texture_head_probes(work: Path, run: Path, every: int) -> None:
             model.patch_colour_scale.add_(float(torch.log(torch.tensor(factor))))
         return model
 
-    variants = {
-        "as trained": trained,
-        "mosaic weight 1": mosaic_weight(trained, 1.0),
-        "attention 10x sharper": sharpened(trained, 10.0),
-    }
-    stylizers = {name: Stylizer(model, device="cpu") for name, model in variants.items()}
+    if trained.config.texture_head == "nearest":
+        variants = {
+            "as trained": trained,
+            "gate forced open (the synthesis pass everywhere)": gate_fixed(trained, 20.0),
+            "gate forced shut (texture head unused)": gate_fixed(trained, -20.0),
+        }
+    else:  # the soft-attention head
+        variants = {
+            "as trained": trained,
+            "mosaic weight 1": mosaic_weight(trained, 1.0),
+            "attention 10x sharper": sharpened(trained, 10.0),
+        }
+    stylizers = {name: Stylizer(model, device="cpu", size=None) for name, model in variants.items()}
     students = {
         name: (lambda c, s, st=stylizer: st.stylize_tensor(c, s))
         for name, stylizer in stylizers.items()

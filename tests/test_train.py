@@ -127,7 +127,9 @@ def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
         "warmup": 2,
         "clip": 1.0,
         "size": 32,
+        "pixel_weight": 1.0,  # pixel L1 only: tiny runs need no loss network
         "perceptual_weight": 0.0,
+        "texture_weight": 0.0,
         "backbone_weights": None,
         "ema": 0.9,
         "log_every": 2,

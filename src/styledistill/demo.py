@@ -64,7 +64,7 @@ PLANS = {
         train_steps=360,
         train_minutes=6.0,
         batch_size=8,
-        lr=1e-3,
+        lr=5e-4,
         eval_every=120,
     ),
     "quick": DemoPlan(
