@@ -19,6 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import tiny_student_config
 from styledistill.errors import ConfigError
 from styledistill.images import center_crop_resize, load_image, save_image
 from styledistill.train import (
@@ -32,23 +33,8 @@ from styledistill.train import (
     train,
 )
 
-#: A tiny STTR: ResNet-18 cut at stride 8 for both tokenizers, d=32, one layer each.
-TINY = {
-    "content_backbone": "resnet18",
-    "content_stride": 8,
-    "style_backbone": "resnet18",
-    "style_stride": 8,
-    "style_patches": 16,
-    "style_size": 32,
-    "d_model": 32,
-    "num_heads": 2,
-    "ffn_dim": 64,
-    "encoder_layers": 1,
-    "decoder_layers": 1,
-    "decoder_channels": [32, 16, 8],
-    "decoder_skip_strides": [4],
-    "dropout": 0.0,
-}
+#: A tiny STTR (conftest.py): ResNet-18 cut at stride 8 for both tokenizers, d=32, one layer each.
+TINY = tiny_student_config(stride=8)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
