@@ -100,3 +100,17 @@ def test_edge_weight_is_high_on_edges_and_floor_on_flat_areas():
     assert weight.shape == (1, 1, 64, 64)
     assert float(weight[..., 30:34].min()) > 0.9
     torch.testing.assert_close(weight[..., :20], torch.full_like(weight[..., :20], 0.2))
+
+
+def test_large_contents_are_matched_in_blocks_with_the_same_result(monkeypatch):
+    """The score matrix is bounded by scoring content patches in blocks; the choice and
+    the pasted image do not depend on the block size."""
+    import styledistill.student.patch_synthesis as synthesis
+
+    style = _image(4, 64, 64)
+    bank, invalid = style_patch_bank(style, None, 16)
+    codes = bank_codes(bank, invalid, 16)
+    content = _image(5, 96, 80)
+    whole = paste_nearest_patches(content, bank, codes, 16)
+    monkeypatch.setattr(synthesis, "_QUERY_BLOCK", 7)  # 120 patches in 18 blocks
+    torch.testing.assert_close(paste_nearest_patches(content, bank, codes, 16), whole)

@@ -41,6 +41,9 @@ __all__ = [
 #: By default a patch is matched on its brightness averaged over an 8 x 8 grid (and its
 #: chroma over 4 x 4): on held-out teacher pairs a 4 x 4 grid loses the content's edges.
 DESCRIPTOR_CELLS = 8
+# Content patches scored against the bank at once: bounds the score matrix (~64 MB for a
+# 256 px style) however large the content (a 4000 px photo at native size has 250k patches).
+_QUERY_BLOCK = 4096
 # The squared norm given to a patch that must never be chosen (real ones are <= 3*cells^2).
 _NEVER = 1.0e4
 # The robust aggregation of the teacher: a match counts ||x - z||^(r - 2), r = 0.8.
@@ -179,10 +182,7 @@ def paste_nearest_patches(
     rows, cols = height // (side // 2), width // (side // 2)
     pooled = unfold_patches(F.avg_pool2d(image, side // cells), cells, cells // 2)
     query = _match_code(pooled.unflatten(2, (3, cells, cells)), cells)  # [B,N,code]
-    bank_code, bank_norm = codes[..., :-1], codes[..., -1]
-    # ||q - s||^2 = ||q||^2 - 2 q.s + ||s||^2, all but ||q||^2 in one fused op
-    scores = torch.baddbmm(bank_norm.unsqueeze(1), query, bank_code.transpose(1, 2), alpha=-2.0)
-    best, nearest = scores.min(dim=-1)  # [B,N]
+    best, nearest = _nearest_codes(query, codes)  # [B,N]
     distance = (best + query.pow(2).sum(-1)).clamp_min(0.0) / query.shape[-1]
     robust = (distance + 1e-4).pow(_ROBUST_EXPONENT)
     chosen = torch.gather(bank, 1, nearest.unsqueeze(-1).expand(-1, -1, bank.shape[-1]))
@@ -193,6 +193,21 @@ def paste_nearest_patches(
     summed = fold_patches(chosen * weights.repeat(1, 1, 3), rows, cols, side, side // 2)
     total = fold_patches(weights, rows, cols, side, side // 2)
     return summed / total.clamp_min(1e-8)
+
+
+def _nearest_codes(query: Tensor, codes: Tensor) -> tuple[Tensor, Tensor]:
+    """``min_s ||s||^2 - 2 q.s`` and its index for each query row, in blocks of rows
+    (one block when exporting: the graph keeps its sizes dynamic)."""
+    bank_code, bank_norm = codes[..., :-1].transpose(1, 2), codes[..., -1].unsqueeze(1)
+    blocks = range(0, query.shape[1], _QUERY_BLOCK)
+    if torch.onnx.is_in_onnx_export() or len(blocks) == 1:
+        # ||q - s||^2 = ||q||^2 - 2 q.s + ||s||^2, all but ||q||^2 in one fused op
+        return torch.baddbmm(bank_norm, query, bank_code, alpha=-2.0).min(dim=-1)
+    found = [
+        torch.baddbmm(bank_norm, query[:, i : i + _QUERY_BLOCK], bank_code, alpha=-2.0).min(-1)
+        for i in blocks
+    ]
+    return torch.cat([f.values for f in found], dim=1), torch.cat([f.indices for f in found], 1)
 
 
 def _box_blur(images: Tensor, radius: int) -> Tensor:
