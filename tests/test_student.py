@@ -98,9 +98,8 @@ def test_token_counts_match_strides(model):
     assert memory.shape == pos.shape == (1, tokens, 32)
     assert mask.shape == (1, tokens)
     assert content_tokens.shape == (1, 32, 4, 6)
-    style_tokens, _, style_mask, stats, patches, codes, invalid = model._split_memory(
-        memory, pos, mask
-    )
+    style_tokens, _, style_mask, stats, patches, codes = model._split_memory(memory, pos, mask)
+    invalid = mask[:, styles + model.num_stat_tokens :: model.tokens_per_patch]  # per patch
     assert style_tokens.shape == (1, styles, 32) and stats.shape[1] == model.num_stat_tokens
     assert not style_mask.any() and not mask[:, : styles + model.num_stat_tokens].any()
     assert patches.shape == (1, bank, 3 * 16 * 16) and invalid.shape == (1, bank)
@@ -142,7 +141,7 @@ def test_the_texture_head_pastes_the_styles_own_pixels():
     content = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
         memory, pos, mask = model.encode_style(*model.prepare_style(style))
-        tokens, _, _, _, patches, _, _ = model._split_memory(memory, pos, mask)
+        tokens, _, _, _, patches, _ = model._split_memory(memory, pos, mask)
         queries = torch.zeros(1, 16, 32)
         mosaic = model._paste_patches(queries, content, tokens, None, patches)
     assert mosaic.shape == content.shape

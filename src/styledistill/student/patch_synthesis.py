@@ -34,7 +34,9 @@ __all__ = [
     "fuse_luminance",
     "luminance",
     "paste_nearest_patches",
+    "scale_to_luminance",
     "style_patch_bank",
+    "triangular_window",
     "unfold_patches",
 ]
 
@@ -166,6 +168,14 @@ def bank_codes(bank: Tensor, invalid: Tensor, side: int, cells: int = DESCRIPTOR
     return torch.cat([codes, norms.unsqueeze(-1)], dim=-1)
 
 
+def triangular_window(side: int, like: Tensor) -> Tensor:
+    """Flattened ``side`` x ``side`` tent window (device and dtype of ``like``): patches
+    placed every ``side / 2`` px under it sum to exactly 1 away from the borders."""
+    position = torch.arange(side, device=like.device, dtype=like.dtype) + 0.5 - side / 2
+    ramp = 1.0 - position.abs() / (side / 2)
+    return (ramp[:, None] * ramp[None, :]).flatten()
+
+
 def paste_nearest_patches(
     image: Tensor, bank: Tensor, codes: Tensor, side: int, cells: int = DESCRIPTOR_CELLS
 ) -> Tensor:
@@ -186,10 +196,7 @@ def paste_nearest_patches(
     distance = (best + query.pow(2).sum(-1)).clamp_min(0.0) / query.shape[-1]
     robust = (distance + 1e-4).pow(_ROBUST_EXPONENT)
     chosen = torch.gather(bank, 1, nearest.unsqueeze(-1).expand(-1, -1, bank.shape[-1]))
-    position = torch.arange(side, device=image.device, dtype=image.dtype) + 0.5 - side / 2
-    ramp = 1.0 - position.abs() / (side / 2)
-    window = (ramp[:, None] * ramp[None, :]).flatten()
-    weights = robust.unsqueeze(-1) * window  # [B,N,side*side]
+    weights = robust.unsqueeze(-1) * triangular_window(side, image)  # [B,N,side*side]
     summed = fold_patches(chosen * weights.repeat(1, 1, 3), rows, cols, side, side // 2)
     total = fold_patches(weights, rows, cols, side, side // 2)
     return summed / total.clamp_min(1e-8)
@@ -199,15 +206,18 @@ def _nearest_codes(query: Tensor, codes: Tensor) -> tuple[Tensor, Tensor]:
     """``min_s ||s||^2 - 2 q.s`` and its index for each query row, in blocks of rows
     (one block when exporting: the graph keeps its sizes dynamic)."""
     bank_code, bank_norm = codes[..., :-1].transpose(1, 2), codes[..., -1].unsqueeze(1)
-    blocks = range(0, query.shape[1], _QUERY_BLOCK)
-    if torch.onnx.is_in_onnx_export() or len(blocks) == 1:
+
+    def nearest(rows: Tensor) -> tuple[Tensor, Tensor]:
         # ||q - s||^2 = ||q||^2 - 2 q.s + ||s||^2, all but ||q||^2 in one fused op
-        return torch.baddbmm(bank_norm, query, bank_code, alpha=-2.0).min(dim=-1)
+        best, index = torch.baddbmm(bank_norm, rows, bank_code, alpha=-2.0).min(dim=-1)
+        return best, index
+
+    if torch.onnx.is_in_onnx_export() or query.shape[1] <= _QUERY_BLOCK:
+        return nearest(query)
     found = [
-        torch.baddbmm(bank_norm, query[:, i : i + _QUERY_BLOCK], bank_code, alpha=-2.0).min(-1)
-        for i in blocks
+        nearest(query[:, i : i + _QUERY_BLOCK]) for i in range(0, query.shape[1], _QUERY_BLOCK)
     ]
-    return torch.cat([f.values for f in found], dim=1), torch.cat([f.indices for f in found], 1)
+    return torch.cat([f[0] for f in found], dim=1), torch.cat([f[1] for f in found], dim=1)
 
 
 def _box_blur(images: Tensor, radius: int) -> Tensor:
@@ -234,5 +244,10 @@ def fuse_luminance(
     current = luminance(mosaic)
     fused = (current + weight * content_luminance) / (1.0 + weight)
     fused = fused + weight / (1.0 + weight) * (current - _box_blur(current, detail_radius))
-    ratio = (fused / current.clamp_min(1e-3)).clamp(0.0, 8.0)
-    return (mosaic * ratio).clamp(0.0, 1.0)
+    return scale_to_luminance(mosaic, fused)
+
+
+def scale_to_luminance(images: Tensor, target: Tensor) -> Tensor:
+    """Scale each pixel's RGB so its luma becomes ``target [B,1,H,W]``; chroma is kept."""
+    ratio = (target / luminance(images).clamp_min(1e-3)).clamp(0.0, 8.0)
+    return (images * ratio).clamp(0.0, 1.0)

@@ -48,7 +48,9 @@ from .patch_synthesis import (
     fuse_luminance,
     luminance,
     paste_nearest_patches,
+    scale_to_luminance,
     style_patch_bank,
+    triangular_window,
     unfold_patches,
 )
 
@@ -932,9 +934,7 @@ class STTR(nn.Module):
         if memory_mask is not None:
             logits = logits.masked_fill(memory_mask[:, None, :], -1e4)
         mixed = logits.softmax(dim=-1) @ patches  # [B,N,3*k*k]
-        position = torch.arange(side, device=base.device, dtype=base.dtype) + 0.5 - side / 2
-        ramp = 1.0 - position.abs() / (side / 2)
-        window = (ramp[:, None] * ramp[None, :]).flatten()  # triangular: overlaps sum to 1
+        window = triangular_window(side, base)  # overlaps sum to 1
         rows, cols = height // stride, width // stride
         summed = fold_patches(mixed * window.repeat(3), rows, cols, side, stride)
         weight = fold_patches(window.expand(1, rows * cols, -1), rows, cols, side, stride)
@@ -957,11 +957,10 @@ class STTR(nn.Module):
             base, patches, codes, side, self.config.patch_descriptor_cells
         )
         fused = fuse_luminance(mosaic, luminance(base), edge_weight(content))
-        brightness = luminance(fused)
         target = match_channel_quantiles(
-            brightness, content_mask, luminance_quantiles.expand(base.shape[0], -1, -1)
+            luminance(fused), content_mask, luminance_quantiles.expand(base.shape[0], -1, -1)
         )
-        return (fused * (target / brightness.clamp_min(1e-3)).clamp(0.0, 8.0)).clamp(0.0, 1.0)
+        return scale_to_luminance(fused, target)
 
     def _skip_token_counts(self) -> list[int]:
         """Memory tokens holding the style's mean/std at each decoder skip stride."""
@@ -977,14 +976,14 @@ class STTR(nn.Module):
 
     def _split_memory(
         self, memory: Tensor, memory_pos: Tensor, memory_mask: Tensor | None
-    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:
         """Memory -> (style tokens, their positions, their mask, statistics, pixel patches,
-        their match codes, which patches are invalid)."""
+        their match codes: which bank patches are invalid is in the codes' norms)."""
         stats_count, per_patch = self.num_stat_tokens, self.tokens_per_patch
         bank = per_patch * self.patches_per_style_token
         styles = (memory.shape[1] - stats_count) // (1 + bank)
         stats = memory[:, styles : styles + stats_count]
-        patches = codes = invalid = None
+        patches = codes = None
         if per_patch:
             count = styles * self.patches_per_style_token
             values = memory[:, styles + stats_count :].reshape(memory.shape[0], count, -1)
@@ -992,10 +991,8 @@ class STTR(nn.Module):
             patches = values[..., :pixels]
             if self._nearest_head:
                 codes = values[..., pixels : self._patch_values]
-            if memory_mask is not None:
-                invalid = memory_mask[:, styles + stats_count :: per_patch]
         mask = None if memory_mask is None else memory_mask[:, :styles]
-        return memory[:, :styles], memory_pos[:, :styles], mask, stats, patches, codes, invalid
+        return memory[:, :styles], memory_pos[:, :styles], mask, stats, patches, codes
 
     @property
     def upsample_stage_count(self) -> int:
@@ -1145,7 +1142,7 @@ class STTR(nn.Module):
 
         A style batch of 1 is shared by every content. H and W must be multiples of 32.
         """
-        memory, memory_pos, memory_mask, stats, patches, codes, _ = self._split_memory(
+        memory, memory_pos, memory_mask, stats, patches, codes = self._split_memory(
             memory, memory_pos, memory_mask
         )
         colour = self.num_colour_tokens
@@ -1205,10 +1202,9 @@ class STTR(nn.Module):
                     base = (recoloured + 0.5).clamp(0.0, 1.0)
                     base_logit = torch.logit(base, eps=1e-3)
             if patches is not None and self._nearest_head:  # the teacher's finest pass, once
-                assert base is not None and base_logit is not None and style_stats is not None
+                assert base_logit is not None and style_stats is not None and codes is not None
                 # from the plain histogram transfer (the teacher's start), so what the
                 # colour FiLM learns cannot move the patch matches
-                assert codes is not None
                 synthesised = self._synthesise(
                     content, content_mask, transferred, patches, codes, style_stats[:, 4:5]
                 )
