@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import CheckpointError, ConfigError
+from .feature_stats import channel_mean_std
 
 __all__ = [
     "LOSS_NETWORKS",
@@ -242,11 +243,8 @@ class LossWeights:
                 raise ConfigError(f"loss weight {name}={value!r} must be a finite number >= 0")
 
 
-def _mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
-    flat = features.flatten(2)
-    mean = flat.mean(dim=2)
-    std = (flat.var(dim=2, unbiased=False) + eps).sqrt()
-    return mean, std
+# Added to each channel's variance before its square root in the statistics terms.
+_STATS_EPS = 1e-5
 
 
 def relative_feature_l1(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -256,8 +254,8 @@ def relative_feature_l1(student: torch.Tensor, teacher: torch.Tensor) -> torch.T
 
 def relative_statistics_l1(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """L1 between per-channel means and stds, relative to the teacher's mean std."""
-    s_mean, s_std = _mean_std(student)
-    t_mean, t_std = _mean_std(teacher)
+    s_mean, s_std = channel_mean_std(student, eps=_STATS_EPS)
+    t_mean, t_std = channel_mean_std(teacher, eps=_STATS_EPS)
     difference = F.l1_loss(s_mean, t_mean) + F.l1_loss(s_std, t_std)
     return difference / (t_std.mean().detach() + 1e-6)
 
@@ -383,8 +381,8 @@ class DistillationLoss(nn.Module):
             if w.style > 0:
                 style_terms = []
                 for name in self.style_layers:
-                    s_mean, s_std = _mean_std(student_feats[name])
-                    t_mean, t_std = _mean_std(target_feats["style"][name])
+                    s_mean, s_std = channel_mean_std(student_feats[name], eps=_STATS_EPS)
+                    t_mean, t_std = channel_mean_std(target_feats["style"][name], eps=_STATS_EPS)
                     style_terms.append(F.mse_loss(s_mean, t_mean) + F.mse_loss(s_std, t_std))
                 terms["style"] = torch.stack(style_terms).sum()
         total = sum(getattr(w, name) * value for name, value in terms.items())

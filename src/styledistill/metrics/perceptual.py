@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
+from ..feature_stats import channel_mean_std
 
 __all__ = ["EfficientNetLite0", "PerceptualDistance", "efficientnet_lite0_weights_path"]
 
@@ -163,11 +164,6 @@ def _unit(features: Tensor) -> Tensor:
     return features / (features.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
 
 
-def _mean_std(features: Tensor) -> tuple[Tensor, Tensor]:
-    flat = features.flatten(2)
-    return flat.mean(dim=2), (flat.var(dim=2, unbiased=False) + 1e-8).sqrt()
-
-
 class PerceptualDistance(nn.Module):
     """``feature`` and ``style`` distances of images to references, per image (see above)."""
 
@@ -184,8 +180,8 @@ class PerceptualDistance(nn.Module):
         for name in FEATURE_BLOCKS:
             a, b = ours[name], theirs[name]
             feature.append((_unit(a) - _unit(b)).pow(2).sum(dim=1).mean(dim=(1, 2)))
-            a_mean, a_std = _mean_std(a)
-            b_mean, b_std = _mean_std(b)
+            a_mean, a_std = channel_mean_std(a, eps=1e-8)
+            b_mean, b_std = channel_mean_std(b, eps=1e-8)
             gap = torch.cat([a_mean - b_mean, a_std - b_std], dim=1).norm(dim=1)
             style.append(gap / (b_std.norm(dim=1) + 1e-8))
         return {"feature": torch.stack(feature).mean(0), "style": torch.stack(style).mean(0)}

@@ -1,0 +1,22 @@
+"""Per-channel statistics of feature maps, shared by the losses and the metrics.
+
+It imports torch only, so :mod:`styledistill.losses` and :mod:`styledistill.metrics`
+can both use it without importing each other (one copy of each rule, issue #14).
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["channel_mean_std"]
+
+
+def channel_mean_std(features: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std ``[B,C]`` of each channel of ``features [B,C,...]`` over its positions.
+
+    The std is the population one (``unbiased=False``) with ``eps`` added to the variance
+    before the square root, so it stays finite and differentiable on flat channels; the
+    callers pick ``eps`` (the losses 1e-5, the perceptual metric 1e-8).
+    """
+    flat = features.flatten(2)
+    return flat.mean(dim=2), (flat.var(dim=2, unbiased=False) + eps).sqrt()
