@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..image_ops import box_filter, edge_mask, luminance, scale_to_luminance
 from ..images import center_crop_resize, load_image
 from .base import ImageLike
 
@@ -116,14 +117,14 @@ class _StyleLevel:
 
     def transfer_luminance(self, image: torch.Tensor) -> torch.Tensor:
         """Luminance ``[1,H,W]`` of ``image``, histogram-matched to this style's."""
-        return match_histograms(_luminance(image), self.sorted_luminance.unsqueeze(0))
+        return match_histograms(luminance(image), self.sorted_luminance.unsqueeze(0))
 
     def transfer_brightness(self, image: torch.Tensor) -> torch.Tensor:
         """Match ``image``'s luminance histogram to the style's by scaling RGB per pixel.
 
         R:G:B ratios (the chroma the RGB-uv histogram measures) stay untouched.
         """
-        return _scale_to_luminance(image, self.transfer_luminance(image))
+        return scale_to_luminance(image, self.transfer_luminance(image))
 
 
 @dataclass(frozen=True)
@@ -174,11 +175,6 @@ def match_histograms(image: torch.Tensor, sorted_reference: torch.Tensor) -> tor
     return out.reshape(channels, height, width)
 
 
-def _luminance(image: torch.Tensor) -> torch.Tensor:
-    """Rec. 601 luma ``[1,H,W]`` of an RGB ``[3,H,W]`` image."""
-    return (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]).unsqueeze(0)
-
-
 def _colour_axes(image: torch.Tensor, space: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and axes for colour transfer: RGB itself, or the style's principal colours.
 
@@ -197,12 +193,6 @@ def _colour_axes(image: torch.Tensor, space: str) -> tuple[torch.Tensor, torch.T
     return mean, axes.float()
 
 
-def _scale_to_luminance(image: torch.Tensor, luminance: torch.Tensor) -> torch.Tensor:
-    """Scale each pixel's RGB so its luma becomes ``luminance``; its chroma is kept."""
-    current = _luminance(image).clamp_min(1e-3)
-    return (image * (luminance / current).clamp(0.0, 8.0)).clamp(0.0, 1.0)
-
-
 def _resize(image: torch.Tensor, side: int) -> torch.Tensor:
     if image.shape[-1] == side and image.shape[-2] == side:
         return image
@@ -215,40 +205,15 @@ def _resize(image: torch.Tensor, side: int) -> torch.Tensor:
     )[0].clamp(0.0, 1.0)
 
 
-def _box_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over a (2r+1)^2 window, reflect-padded; ``x`` is [C,H,W]."""
-    padded = F.pad(x.unsqueeze(0), (radius, radius, radius, radius), mode="reflect")
-    return F.avg_pool2d(padded, 2 * radius + 1, stride=1)[0]
-
-
 def _guided_denoise(x: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
     """Self-guided filter (He et al.): smooths noise, keeps edges whose variance >> eps."""
     if radius <= 0 or eps <= 0 or min(x.shape[-2:]) <= 2 * radius:
         return x
-    mean = _box_filter(x, radius)
-    var = (_box_filter(x * x, radius) - mean * mean).clamp_min(0)
+    mean = box_filter(x, radius)
+    var = (box_filter(x * x, radius) - mean * mean).clamp_min(0)
     a = var / (var + eps)
     b = mean - a * mean
-    return _box_filter(a, radius) * x + _box_filter(b, radius)
-
-
-def _edge_mask(content: torch.Tensor, floor: float) -> torch.Tensor:
-    """Where the content must survive: blurred gradient magnitude, scaled to [floor, 1].
-
-    Stands in for the paper's segmentation mask: strong on edges and textured objects,
-    ``floor`` in flat regions (sky, walls) where the style texture may take over.
-    """
-    gray = _luminance(content)
-    padded = F.pad(gray.unsqueeze(0), (1, 1, 1, 1), mode="replicate")
-    sobel_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8
-    kernels = torch.stack([sobel_x, sobel_x.t()]).unsqueeze(1)
-    grad = F.conv2d(padded, kernels)[0]
-    magnitude = grad.pow(2).sum(0, keepdim=True).sqrt()
-    radius = max(1, content.shape[-1] // 64)
-    magnitude = _box_filter(magnitude, radius)
-    scale = torch.quantile(magnitude.flatten(), 0.9).clamp_min(1e-4)
-    mask = (magnitude / scale).clamp(0, 1)
-    return floor + (1 - floor) * mask  # [1, H, W]
+    return box_filter(a, radius) * x + box_filter(b, radius)
 
 
 def _pca_basis(
@@ -468,7 +433,7 @@ class TextureTeacher:
                     colour_mean=mean,
                     colour_axes=axes,
                     sorted_values=torch.sort(coords, dim=1).values,
-                    sorted_luminance=torch.sort(_luminance(scaled).flatten()).values,
+                    sorted_luminance=torch.sort(luminance(scaled).flatten()).values,
                     banks=banks,
                 )
             )
@@ -652,7 +617,7 @@ class TextureTeacher:
             content_here = _resize(content, level.side)
             content_in_style_colours = level.transfer_colours(content_here)
             content_luminance = level.transfer_luminance(content_here)
-            weight = self.content_weight * _edge_mask(content_here, self.content_mask_floor)
+            weight = self.content_weight * edge_mask(content_here, self.content_mask_floor)
             if output is None:  # noisy start at the coarsest scale
                 noise = torch.randn(content_here.shape, generator=generator)
                 output = content_in_style_colours + self.noise_sigma * noise
@@ -667,9 +632,9 @@ class TextureTeacher:
                     if self.content_fusion == "luminance":
                         # brightness moves toward the content; chroma (R:G:B) stays
                         # exactly that of the pasted style patches
-                        current = _luminance(output)
+                        current = luminance(output)
                         target = self._fuse(current, content_luminance, weight)
-                        output = _scale_to_luminance(output, target)
+                        output = scale_to_luminance(output, target)
                     else:
                         output = self._fuse(output, content_in_style_colours, weight)
                     output = output.clamp(0, 1)
@@ -679,9 +644,9 @@ class TextureTeacher:
                         output = level.transfer_colours(output)
                     if self.denoise_radius > 0:  # on luminance only, keeping chroma
                         smooth = _guided_denoise(
-                            _luminance(output), self.denoise_radius, self.denoise_eps
+                            luminance(output), self.denoise_radius, self.denoise_eps
                         )
-                        output = _scale_to_luminance(output, smooth)
+                        output = scale_to_luminance(output, smooth)
         assert output is not None
         return output.clamp(0.0, 1.0).contiguous()
 
@@ -698,7 +663,7 @@ class TextureTeacher:
         radius = self.fusion_detail_radius
         if radius <= 0 or min(current.shape[-2:]) <= 2 * radius:
             return fused
-        return fused + weight / (1 + weight) * (current - _box_filter(current, radius))
+        return fused + weight / (1 + weight) * (current - box_filter(current, radius))
 
     def _aggregate(
         self, image: torch.Tensor, bank: _PatchBank, gap: int, offset: int

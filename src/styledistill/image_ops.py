@@ -1,0 +1,65 @@
+"""Small image operations on one RGB image ``[3,H,W]`` in [0,1], shared by the teachers.
+
+Torch only, and nothing from :mod:`styledistill.teachers` or :mod:`styledistill.student`,
+so any layer can import it (one copy of each rule, issue #14). These are the texture
+teacher's versions, unbatched and free to use ops that do not export (reflect padding,
+``torch.quantile``); the student's batched, exportable counterparts live in
+:mod:`styledistill.student.patch_synthesis`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["box_filter", "edge_mask", "luminance", "scale_to_luminance"]
+
+
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma ``[1,H,W]`` of an RGB ``[3,H,W]`` image.
+
+    Brightness alone is what content fusion and histogram matching change, so that
+    the chroma (the style's palette) is left as the pasted patches had it.
+    """
+    return (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]).unsqueeze(0)
+
+
+def scale_to_luminance(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Scale each pixel's RGB so its luma becomes ``target [1,H,W]``; its chroma is kept.
+
+    Scaling (not shifting) keeps the R:G:B ratios, so no colour the style lacks appears;
+    the luma floor (1e-3) and the ratio cap (8) keep near-black pixels from blowing up.
+    """
+    current = luminance(image).clamp_min(1e-3)
+    return (image * (target / current).clamp(0.0, 8.0)).clamp(0.0, 1.0)
+
+
+def box_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over a (2r+1)^2 window, reflect-padded; ``x`` is [C,H,W].
+
+    Reflect padding keeps the output the input's size without darkening or
+    brightening the borders (as zero padding would).
+    """
+    padded = F.pad(x.unsqueeze(0), (radius, radius, radius, radius), mode="reflect")
+    return F.avg_pool2d(padded, 2 * radius + 1, stride=1)[0]
+
+
+def edge_mask(content: torch.Tensor, floor: float) -> torch.Tensor:
+    """Where the content must survive: blurred gradient magnitude, scaled to [floor, 1].
+
+    Stands in for the paper's segmentation mask: strong on edges and textured objects,
+    ``floor`` in flat regions (sky, walls) where the style texture may take over. The
+    scale is the 90th percentile of the magnitude, so the mask does not depend on the
+    content's overall contrast.
+    """
+    gray = luminance(content)
+    padded = F.pad(gray.unsqueeze(0), (1, 1, 1, 1), mode="replicate")
+    sobel_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8
+    kernels = torch.stack([sobel_x, sobel_x.t()]).unsqueeze(1)
+    grad = F.conv2d(padded, kernels)[0]
+    magnitude = grad.pow(2).sum(0, keepdim=True).sqrt()
+    radius = max(1, content.shape[-1] // 64)
+    magnitude = box_filter(magnitude, radius)
+    scale = torch.quantile(magnitude.flatten(), 0.9).clamp_min(1e-4)
+    mask = (magnitude / scale).clamp(0, 1)
+    return floor + (1 - floor) * mask  # [1, H, W]
