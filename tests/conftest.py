@@ -1,6 +1,7 @@
 """Shared fixtures: one torch thread, small deterministic images and image folders, a tiny
-STTR student (settings, model, saved folder), tiny Stable Diffusion components and a tiny
-StyleID teacher. Everything is made by the tests themselves (no downloads)."""
+STTR student (settings, model, saved folder), tiny texture-teacher options, tiny Stable
+Diffusion components and a tiny StyleID teacher. Everything is made by the tests themselves
+(no downloads)."""
 
 from __future__ import annotations
 
@@ -165,6 +166,20 @@ def tiny_student() -> Callable[..., STTR]:
 def tiny_student_dir(tmp_path_factory) -> Path:
     """``make_tiny_student()`` saved once per session (``save_pretrained``): read only."""
     return make_tiny_student().save_pretrained(tmp_path_factory.mktemp("tiny") / "student")
+
+
+# --------------------------------------------------------------------------- tiny texture
+
+#: Texture-teacher options for a fast run: one scale, one 9 px patch size, one IRLS step,
+#: a PCA of at most 8 components (``from conftest import TINY_TEXTURE``; read only).
+TINY_TEXTURE = {
+    "scales": [1.0],
+    "patch_sizes": [9],
+    "gaps": [6],
+    "iterations": 1,
+    "irls_steps": 1,
+    "pca_max_components": 8,
+}
 
 
 # --------------------------------------------------------------------------- tiny SD

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from conftest import TINY_TEXTURE
 from styledistill.benchmark import (
     BenchSettings,
     format_table,
@@ -15,8 +16,6 @@ from styledistill.benchmark import (
 )
 from styledistill.cli import main
 from styledistill.errors import ConfigError
-
-TINY_TEXTURE = {"scales": [1.0], "patch_sizes": [9], "gaps": [6], "iterations": 1, "irls_steps": 1}
 
 
 def test_run_benchmark_writes_json_and_plot(student_config, tmp_path):

@@ -11,19 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_TEXTURE
 from styledistill.cli import main
 from styledistill.evaluation import EvaluationSettings, evaluate
 from styledistill.images import load_image, save_image
 
 SIZE = 80  # >= 75 so the Inception-v3 trunk accepts it
-TINY_TEXTURE = {
-    "scales": [1.0],
-    "patch_sizes": [9],
-    "gaps": [6],
-    "iterations": 1,
-    "irls_steps": 1,
-    "pca_max_components": 8,
-}
 
 
 @pytest.fixture(scope="module")
