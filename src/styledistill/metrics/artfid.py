@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError
-from .weights import load_state_dict_file
+from .weights import load_state_dict_file, state_dict_error
 
 __all__ = [
     "ART_INCEPTION_URL",
@@ -79,8 +79,9 @@ class ArtInception(nn.Module):
         try:
             self.net.load_state_dict(trunk, strict=True)
         except RuntimeError as exc:
-            first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-            raise CheckpointError(f"{source}: Inception-v3 weights do not fit ({first})") from None
+            raise CheckpointError(
+                f"{source}: Inception-v3 weights do not fit ({state_dict_error(exc)})"
+            ) from None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3:

@@ -17,8 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError
-from ..plumbing import first_line
-from .weights import WEIGHTS, load_state_dict_file
+from .weights import WEIGHTS, load_state_dict_file, load_torchvision_features
 
 __all__ = ["VGG19Relu31", "cfsd_pair", "load_vgg19_relu31", "self_similarity_kl"]
 
@@ -50,22 +49,7 @@ class VGG19Relu31(nn.Module):
     def load_vgg19(self, state: dict[str, torch.Tensor], source: str = "state dict") -> None:
         """Take conv1_1..conv3_1 from a torchvision VGG19 state dict (``features.N.*``)."""
         wanted = {f"{i}.{p}" for i in _CONV_INDICES for p in ("weight", "bias")}
-        sub = {
-            k.removeprefix("features."): v
-            for k, v in state.items()
-            if k.startswith("features.") and k.removeprefix("features.") in wanted
-        }
-        missing = sorted(wanted - set(sub))
-        if missing:
-            raise CheckpointError(
-                f"{source}: not a torchvision VGG19 state dict (missing features.{missing[0]})"
-            )
-        try:
-            self.features.load_state_dict(sub, strict=True)
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"{source}: VGG19 weights do not fit ({first_line(exc)})"
-            ) from None
+        load_torchvision_features(self.features, state, wanted, "VGG19", source)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """relu3_1 features ``[B, 256, H/4, W/4]`` of images in [0, 1]."""

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from .weights import WEIGHTS, load_state_dict_file
+from .weights import WEIGHTS, load_state_dict_file, load_torchvision_features
 
 __all__ = ["ALEX_CHANNELS", "LPIPS", "load_lpips"]
 
@@ -50,22 +50,7 @@ class LPIPS(nn.Module):
     def load_trunk(self, state: dict[str, torch.Tensor], source: str = "state dict") -> None:
         """Load AlexNet conv weights from a torchvision state dict (``features.N.*``)."""
         wanted = {k for k in self.features.state_dict()}
-        trunk = {
-            k.removeprefix("features."): v
-            for k, v in state.items()
-            if k.startswith("features.") and k.removeprefix("features.") in wanted
-        }
-        missing = sorted(wanted - set(trunk))
-        if missing:
-            raise CheckpointError(
-                f"{source}: not a torchvision AlexNet state dict (missing features.{missing[0]})"
-            )
-        try:
-            self.features.load_state_dict(trunk, strict=True)
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"{source}: AlexNet weights do not fit ({_first_error(exc)})"
-            ) from None
+        load_torchvision_features(self.features, state, wanted, "AlexNet", source)
 
     def load_heads(self, state: dict[str, torch.Tensor], source: str = "state dict") -> None:
         """Load the five 1x1 heads from the lpips package's ``alex.pth`` (``linK.model.1.weight``)."""
@@ -136,8 +121,3 @@ def load_lpips(
         else:
             raise CheckpointError(f"LPIPS: no {key} weights file given and download=False")
     return model.to(device).eval()
-
-
-def _first_error(exc: Exception) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[1] if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..plumbing import first_line
@@ -24,6 +25,8 @@ __all__ = [
     "WeightSpec",
     "WeightsResolver",
     "load_state_dict_file",
+    "load_torchvision_features",
+    "state_dict_error",
 ]
 
 
@@ -95,6 +98,45 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     ):
         raise CheckpointError(f"{path}: not a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def state_dict_error(exc: BaseException) -> str:
+    """The line of a ``load_state_dict`` error worth showing in a one-line message.
+
+    torch's first line only names the module ("Error(s) in loading state_dict for
+    Sequential:"); the second says what does not fit (a size mismatch, a missing key).
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[1] if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
+
+
+def load_torchvision_features(
+    features: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    wanted: set[str],
+    network: str,
+    source: str,
+) -> None:
+    """Load the ``features.N.*`` entries of a torchvision ``network`` state dict that
+    ``wanted`` names (``N.weight`` ...) into ``features``, strictly; a key that is missing
+    or a tensor that does not fit is a one-line :class:`CheckpointError` naming ``source``.
+    """
+    sub = {
+        k.removeprefix("features."): v
+        for k, v in state.items()
+        if k.startswith("features.") and k.removeprefix("features.") in wanted
+    }
+    missing = sorted(wanted - set(sub))
+    if missing:
+        raise CheckpointError(
+            f"{source}: not a torchvision {network} state dict (missing features.{missing[0]})"
+        )
+    try:
+        features.load_state_dict(sub, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"{source}: {network} weights do not fit ({state_dict_error(exc)})"
+        ) from None
 
 
 class WeightsResolver:
