@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError
-from .weights import load_state_dict_file, state_dict_error
+from .weights import read_or_download, state_dict_error
 
 __all__ = [
     "ART_INCEPTION_URL",
@@ -103,17 +103,8 @@ def load_art_inception(
     """The art-Inception from a file (``.pth`` or ``.safetensors``) or, when ``download``
     is true and no path is given, from ArtFID's Hugging Face URL (cached by torch hub)."""
     model = ArtInception()
-    if path is not None:
-        state = load_state_dict_file(path)
-        source = str(path)
-    elif download:
-        state = torch.hub.load_state_dict_from_url(
-            ART_INCEPTION_URL, map_location="cpu", weights_only=True, progress=True
-        )
-        source = ART_INCEPTION_URL
-    else:
-        raise CheckpointError("art_inception: give a weights file path or download=True")
-    model.load_trunk(dict(state), source)
+    refusal = "art_inception: give a weights file path or download=True"
+    model.load_trunk(*read_or_download(path, ART_INCEPTION_URL, download=download, refusal=refusal))
     return model.to(device).eval()
 
 

@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CheckpointError
-from .weights import WEIGHTS, load_state_dict_file, load_torchvision_features
+from .weights import WEIGHTS, load_torchvision_features, read_or_download
 
 __all__ = ["VGG19Relu31", "cfsd_pair", "load_vgg19_relu31", "self_similarity_kl"]
 
@@ -65,14 +64,10 @@ def load_vgg19_relu31(
 ) -> VGG19Relu31:
     """VGG19 up to relu3_1 from a torchvision weights file, or downloaded when allowed."""
     model = VGG19Relu31()
-    if path is not None:
-        model.load_vgg19(load_state_dict_file(path), str(path))
-    elif download:
-        url = WEIGHTS["vgg19"].url
-        state = torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True)
-        model.load_vgg19(dict(state), url)
-    else:
-        raise CheckpointError("CFSD: no vgg19 weights file given and download=False")
+    refusal = "CFSD: no vgg19 weights file given and download=False"
+    model.load_vgg19(
+        *read_or_download(path, WEIGHTS["vgg19"].url, download=download, refusal=refusal)
+    )
     return model.to(device).eval()
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from .weights import WEIGHTS, load_state_dict_file, load_torchvision_features
+from .weights import WEIGHTS, load_torchvision_features, read_or_download
 
 __all__ = ["ALEX_CHANNELS", "LPIPS", "load_lpips"]
 
@@ -112,12 +112,6 @@ def load_lpips(
         ("alexnet", alexnet_path, model.load_trunk),
         ("lpips_alex", heads_path, model.load_heads),
     ):
-        if path is not None:
-            loader(load_state_dict_file(path), str(path))
-        elif download:
-            url = WEIGHTS[key].url
-            state = torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True)
-            loader(dict(state), url)
-        else:
-            raise CheckpointError(f"LPIPS: no {key} weights file given and download=False")
+        refusal = f"LPIPS: no {key} weights file given and download=False"
+        loader(*read_or_download(path, WEIGHTS[key].url, download=download, refusal=refusal))
     return model.to(device).eval()

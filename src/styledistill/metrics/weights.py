@@ -26,6 +26,7 @@ __all__ = [
     "WeightsResolver",
     "load_state_dict_file",
     "load_torchvision_features",
+    "read_or_download",
     "state_dict_error",
 ]
 
@@ -98,6 +99,20 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     ):
         raise CheckpointError(f"{path}: not a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def read_or_download(
+    path: str | os.PathLike | None, url: str, *, download: bool, refusal: str
+) -> tuple[dict[str, torch.Tensor], str]:
+    """A state dict and where it came from (for messages): from ``path``, else from
+    ``url`` through torch hub's cache when ``download`` is true, else ``CheckpointError
+    (refusal)``: nothing is downloaded unless the caller asks for it."""
+    if path is not None:
+        return load_state_dict_file(path), str(path)
+    if download:
+        state = torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True)
+        return dict(state), url
+    raise CheckpointError(refusal)
 
 
 def state_dict_error(exc: BaseException) -> str:
