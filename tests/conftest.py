@@ -6,7 +6,9 @@ Diffusion components and a tiny StyleID teacher. Everything is made by the tests
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,6 +98,20 @@ def write_content_and_style(
 def content_and_style() -> Callable[..., tuple[Path, Path]]:
     """:func:`write_content_and_style`: ``content_and_style(folder, content_size, ...)``."""
     return write_content_and_style
+
+
+def modules_imported_by(code: str, modules: Sequence[str] = ("torch",)) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has imported after running ``code``.
+
+    For the import paths that must stay light (the ONNX runner's decoder, the CLI's
+    teacher list): this process has imported torch long ago, so only a new one can tell.
+    """
+    script = (
+        f"{code}\nimport json, sys\n"
+        f"print(json.dumps(sorted(m for m in {list(modules)!r} if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------- tiny student
