@@ -8,9 +8,10 @@ library, the numpy-only ONNX runner and the CLI share one copy of each rule
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "atomic_path",
     "first_line",
     "human_bytes",
+    "lazy_attributes",
     "make_shareable",
     "one_line",
     "shareable_mode",
@@ -99,3 +101,29 @@ def human_bytes(count: float) -> str:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1024
     raise AssertionError("unreachable")
+
+
+def lazy_attributes(
+    package: str, names: Mapping[str, str], namespace: dict[str, object]
+) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` (PEP 562) for a package whose heavy names load late.
+
+    ``names`` maps each name to the module of ``package`` that defines it (``".writer"``);
+    the first access imports that module and stores the value in ``namespace`` (the
+    package's ``globals()``), so later lookups skip ``__getattr__``. This keeps ``import
+    styledistill.<package>`` free of torch / diffusers where a caller needs only the light
+    part (the CLI's ``--help``, reading a manifest).
+    """
+
+    def __getattr__(name: str) -> object:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, package), name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *names})
+
+    return __getattr__, __dir__

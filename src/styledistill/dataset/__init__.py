@@ -15,8 +15,9 @@ A dataset is a folder::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..plumbing import lazy_attributes
 from .plan import Pair, PairPlan, make_plan, pair_key, pair_seed, shard_name
 from .reader import (
     DATASET_FILE,
@@ -61,10 +62,4 @@ _LAZY = {
     "DatasetWriteError": ".writer",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

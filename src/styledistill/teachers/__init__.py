@@ -8,8 +8,9 @@ texture teacher works without diffusers installed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..plumbing import lazy_attributes
 from .registry import (
     DEFAULT_STYLEID_MODEL,
     TeacherSpec,
@@ -46,14 +47,7 @@ _LAZY = {
     "TextureTeacher": ".texture",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module = importlib.import_module(_LAZY[name], __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def get_teacher_class(name: str) -> type:

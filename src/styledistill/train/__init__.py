@@ -21,9 +21,9 @@ importing torch; every other name here loads its module on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..plumbing import lazy_attributes
 from .config import AMP_MODES as AMP_MODES
 from .config import SCHEDULES as SCHEDULES
 from .config import TrainConfig
@@ -58,34 +58,23 @@ __all__ = [
 
 #: name -> the module of this package that defines it (imported on first access).
 _LAZY = {
-    "BEST_NAME": "checkpoints",
-    "CHECKPOINT_DIR": "checkpoints",
-    "latest_checkpoint": "checkpoints",
-    "load_checkpoint": "checkpoints",
-    "save_checkpoint": "checkpoints",
-    "EMA": "ema",
-    "STUDENT_DIR": "finish",
-    "LOG_FILE": "logs",
-    "train": "loop",
-    "init_backbone_statistics": "model",
-    "recalibrated_copy": "model",
-    "lr_factor": "optim",
-    "TrainingDivergedError": "state",
-    "evaluate_pairs": "validation",
-    "histogram_matched": "validation",
-    "psnr": "validation",
-    "ssim": "validation",
+    "BEST_NAME": ".checkpoints",
+    "CHECKPOINT_DIR": ".checkpoints",
+    "latest_checkpoint": ".checkpoints",
+    "load_checkpoint": ".checkpoints",
+    "save_checkpoint": ".checkpoints",
+    "EMA": ".ema",
+    "STUDENT_DIR": ".finish",
+    "LOG_FILE": ".logs",
+    "train": ".loop",
+    "init_backbone_statistics": ".model",
+    "recalibrated_copy": ".model",
+    "lr_factor": ".optim",
+    "TrainingDivergedError": ".state",
+    "evaluate_pairs": ".validation",
+    "histogram_matched": ".validation",
+    "psnr": ".validation",
+    "ssim": ".validation",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
