@@ -118,6 +118,11 @@ def main() -> int:
         action="store_true",
         help="NCHW memory format (default: channels_last, as the Stylizer uses)",
     )
+    parser.add_argument(
+        "--no-fold",
+        action="store_true",
+        help="keep BatchNorm separate (default: folded into the convs, as the Stylizer runs)",
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile decode/forward")
     parser.add_argument("--json", type=Path, default=None, help="also write results as JSON")
     parser.add_argument(
@@ -133,7 +138,10 @@ def main() -> int:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     print(f"machine: {machine(device)}")
-    print(f"dtype {dtype}, channels_last {not args.contiguous}, compile {args.compile}")
+    print(
+        f"dtype {dtype}, channels_last {not args.contiguous}, BatchNorm folded {not args.no_fold}, "
+        f"compile {args.compile}"
+    )
     load_before = os.getloadavg()
     print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
     if args.check and not check(device, dtype):
@@ -143,6 +151,9 @@ def main() -> int:
     for preset in args.presets:
         torch.manual_seed(0)
         model = STTR.from_preset(preset).to(device=device, dtype=dtype).eval()
+        params = model.num_parameters()
+        if not args.no_fold:
+            model = model.inference_copy()
         memory_format = torch.channels_last if not args.contiguous else torch.contiguous_format
         model = model.to(memory_format=memory_format)
         forward, decode = model, model.decode
@@ -152,7 +163,7 @@ def main() -> int:
             content = torch.rand(1, 3, size, size, device=device, dtype=dtype)
             content = content.contiguous(memory_format=memory_format)
             style = torch.rand_like(content)
-            row = {"preset": preset, "size": size, "params": model.num_parameters()}
+            row = {"preset": preset, "size": size, "params": params}
             try:
                 with torch.inference_mode():
                     padded, _ = model.prepare_style(style)

@@ -31,10 +31,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def assert_same_image(got: np.ndarray, expected: np.ndarray) -> None:
     """Equal within FP32_TOLERANCE but for a few step-function values (a histogram bin
     edge, or two near-equal patches, that the other runtime's last bit puts on the other
-    side: MAX_OUTLIER_FRACTION, or one pixel of a small image), none off by much."""
+    side: MAX_OUTLIER_FRACTION, or one pixel per image of a small batch), none off by much."""
     difference = np.abs(got - expected)
     over = difference > FP32_TOLERANCE
-    assert over.mean() <= MAX_OUTLIER_FRACTION or over.sum() <= 3, (over.sum(), difference.max())
+    few = over.mean() <= MAX_OUTLIER_FRACTION or over.sum() <= 3 * got.shape[0]
+    assert few, (over.sum(), difference.max())
     assert difference.max() < 0.02
 
 

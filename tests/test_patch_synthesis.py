@@ -8,10 +8,12 @@ import torch.nn.functional as F
 
 from styledistill.student.patch_synthesis import (
     bank_codes,
+    cut_bank_patches,
     edge_weight,
     fuse_luminance,
     luminance,
     paste_nearest_patches,
+    patch_source,
     style_patch_bank,
 )
 
@@ -38,6 +40,17 @@ def test_the_bank_holds_every_patch_on_a_quarter_grid_and_flags_overhang():
     assert float(distances.min(dim=0).values.max()) < 1e-5
 
 
+def test_chosen_patches_are_cut_from_the_style_exactly_as_the_bank_holds_them():
+    """Pasting never stores the 16x larger bank: a chosen patch is cut from the style's
+    pixels by its number, overhang edge-replicated, in any batch and aspect."""
+    style = torch.rand(2, 3, 48, 80, generator=torch.Generator().manual_seed(6))
+    bank, _ = style_patch_bank(style, None, 16)
+    index = torch.randint(0, bank.shape[1], (2, 40), generator=torch.Generator().manual_seed(7))
+    expected = torch.gather(bank, 1, index.unsqueeze(-1).expand(-1, -1, bank.shape[-1]))
+    cut = cut_bank_patches(*patch_source(style, 16), index, 16)
+    torch.testing.assert_close(cut, expected, rtol=0, atol=0)
+
+
 def test_padding_makes_patches_invalid():
     style = _image(1)
     mask = torch.zeros(1, 48, 64, dtype=torch.bool)
@@ -58,14 +71,16 @@ def test_an_image_pasted_from_its_own_bank_is_itself():
     an unrelated image only ever receives the bank's colours."""
     style = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(2))
     patches, invalid = style_patch_bank(style, None, 16)
-    out = paste_nearest_patches(style, patches, bank_codes(patches, invalid, 16), 16)
+    codes = bank_codes(patches, invalid, 16)
+    out = paste_nearest_patches(style, *patch_source(style, 16), codes, 16)
     inner = (..., slice(12, -12), slice(12, -12))  # away from the overhanging border patches
     torch.testing.assert_close(out[inner], style[inner], atol=1e-4, rtol=0)
     two_colours = torch.zeros(1, 3, 32, 32)
     two_colours[:, 0, :, :16] = 1.0
     two_colours[:, 2, :, 16:] = 1.0
     bank, flags = style_patch_bank(two_colours, None, 16)
-    pasted = paste_nearest_patches(_image(3, 32, 32), bank, bank_codes(bank, flags, 16), 16)
+    codes = bank_codes(bank, flags, 16)
+    pasted = paste_nearest_patches(_image(3, 32, 32), *patch_source(two_colours, 16), codes, 16)
     assert float(pasted[:, 1].abs().max()) == 0.0  # no green: only the style's pixels
     torch.testing.assert_close(pasted[:, 0] + pasted[:, 2], torch.ones(1, 32, 32))
 
@@ -76,7 +91,7 @@ def test_invalid_patches_are_never_chosen():
     patches, invalid = style_patch_bank(style, None, 16)
     white = patches.mean(-1) > 0.99
     codes = bank_codes(patches, invalid | ~white, 16)
-    out = paste_nearest_patches(torch.zeros(1, 3, 32, 32), patches, codes, 16)
+    out = paste_nearest_patches(torch.zeros(1, 3, 32, 32), *patch_source(style, 16), codes, 16)
     assert float(out.min()) > 0.99  # a black image got white patches: the black ones were off
 
 
@@ -111,6 +126,25 @@ def test_large_contents_are_matched_in_blocks_with_the_same_result(monkeypatch):
     bank, invalid = style_patch_bank(style, None, 16)
     codes = bank_codes(bank, invalid, 16)
     content = _image(5, 96, 80)
-    whole = paste_nearest_patches(content, bank, codes, 16)
+    source = patch_source(style, 16)
+    whole = paste_nearest_patches(content, *source, codes, 16)
     monkeypatch.setattr(synthesis, "_QUERY_BLOCK", 7)  # 120 patches in 18 blocks
-    torch.testing.assert_close(paste_nearest_patches(content, bank, codes, 16), whole)
+    torch.testing.assert_close(paste_nearest_patches(content, *source, codes, 16), whole)
+
+
+def test_the_coarse_shortlist_keeps_the_exact_nearest_patch_almost_always():
+    """Matching shortlists bank patches on codes over half the grid before the exact
+    choice: on photo-like images it picks the exact nearest patch (or one as close)."""
+    import styledistill.student.patch_synthesis as synthesis
+
+    style, content = _image(8, 96, 96), _image(9, 96, 128)
+    bank, invalid = style_patch_bank(style, None, 16)
+    codes = bank_codes(bank, invalid, 16)
+    pooled = synthesis.unfold_patches(F.avg_pool2d(content, 2), 8, 4)
+    query = synthesis._match_code(pooled.unflatten(2, (3, 8, 8)), 8)
+    best, _ = synthesis._nearest_codes(query, codes, 8)
+    exact = torch.cdist(query, codes[..., :-1]).pow(2) + invalid[:, None, :] * 1e4
+    exact_best = exact.min(dim=-1).values - query.pow(2).sum(-1)
+    same = (best - exact_best).abs() < 1e-4
+    assert float(same.float().mean()) > 0.95
+    assert float((best - exact_best).min()) > -1e-4  # never closer than the true nearest

@@ -87,27 +87,25 @@ def test_token_counts_match_strides(model):
         memory, pos, mask = model.encode_style(torch.rand(1, 3, 64, 96))
         content_tokens = model.content_tokenizer(torch.rand(1, 3, 64, 96))
     styles = 4 * 6  # stride 16
-    # + statistics (colour, AdaIN skips) + the bank of 16 px style patches (one every 4 px:
-    # 16 per style token), each its pixels + its match code (8x8 brightness, 4x4 chroma)
-    # + the code's norm
+    # + statistics (colour, AdaIN skips) + for the nearest-patch head, per style token, its
+    # 16x16 pixels and the match codes (8x8 brightness, 4x4 chroma, + the code's norm) of
+    # its share of the bank of 16 px patches (one every 4 px: 16 per style token)
     code = 8 * 8 + 2 * 4 * 4 + 1
-    assert model.tokens_per_patch == -(-(3 * 16 * 16 + code) // 32)
+    assert model.tokens_per_patch == -(-(3 * 16 * 16 + 16 * code) // 32)
     assert model.patches_per_style_token == 16
     bank = styles * 16
-    tokens = styles + model.num_stat_tokens + bank * model.tokens_per_patch
+    tokens = styles + model.num_stat_tokens + styles * model.tokens_per_patch
     assert memory.shape == pos.shape == (1, tokens, 32)
-    assert mask.shape == (1, tokens)
+    assert mask.shape == (1, tokens) and not mask.any()
     assert content_tokens.shape == (1, 32, 4, 6)
-    style_tokens, _, style_mask, stats, patches, codes = model._split_memory(memory, pos, mask)
-    invalid = mask[:, styles + model.num_stat_tokens :: model.tokens_per_patch]  # per patch
+    style_tokens, _, style_mask, stats, pixels, codes = model._split_memory(memory, pos, mask)
     assert style_tokens.shape == (1, styles, 32) and stats.shape[1] == model.num_stat_tokens
-    assert not style_mask.any() and not mask[:, : styles + model.num_stat_tokens].any()
-    assert patches.shape == (1, bank, 3 * 16 * 16) and invalid.shape == (1, bank)
-    assert codes.shape == (1, bank, code)
-    # the patches that overhang the style's border are flagged (in the mask, and by a norm
-    # no real patch has, which survives a dropped mask); the inner ones are not
+    assert pixels.shape == (1, 3, 64 * 96) and codes.shape == (1, bank, code)
+    torch.testing.assert_close(stats[0, 0, 6:8], torch.tensor([64 / 8, 96 / 8]))  # bank grid
+    # the patches that overhang the style's border are flagged by a norm no real patch has
+    # (so the flag survives a dropped mask); the inner ones are not
+    invalid = codes[..., -1] > 1000
     assert int((~invalid).sum()) == (64 // 4 - 3) * (96 // 4 - 3)
-    torch.testing.assert_close(invalid, codes[..., -1] > 1000)
 
 
 def test_style_patches_fold_and_unfold_like_torch():
@@ -453,3 +451,24 @@ def test_backbone_norm_choice():
     assert frozen.num_parameters() < batch.num_parameters()
     with pytest.raises(ConfigError, match="backbone_norm"):
         tiny_model(backbone_norm="group")
+
+
+def test_inference_copy_folds_batchnorm_without_changing_outputs(tmp_path):
+    """The Stylizer runs a copy with frozen BatchNorm folded into the convolutions: same
+    image to float rounding, the caller's model untouched, and the copy refuses to save."""
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    model = tiny_model().eval()
+    trainable = [p.requires_grad for p in model.parameters()]
+    content = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    style = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    folded = model.inference_copy()
+    norms = [m for m in model.modules() if isinstance(m, FrozenBatchNorm2d)]
+    assert norms and not any(isinstance(m, FrozenBatchNorm2d) for m in folded.modules())
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(content, style), model(content, style), atol=1e-5, rtol=0)
+    assert [p.requires_grad for p in model.parameters()] == trainable
+    assert not any(p.requires_grad for p in folded.parameters())
+    with pytest.raises(ConfigError, match="inference_copy"):
+        folded.save_pretrained(tmp_path / "folded")
+    assert Stylizer(model, device="cpu").model is not model
