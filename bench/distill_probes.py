@@ -80,11 +80,12 @@ def texture_head_probes(work: Path, run: Path, every: int) -> None:
     trained = STTR.from_pretrained(run / "student").eval()
 
     def gate_fixed(model: STTR, logit: float) -> STTR:
-        """The nearest-patch head's gate replaced by a constant (in logit units)."""
+        """The nearest-patch head's gate (the last conv's 4th output) set to a constant
+        (in logit units)."""
         model = copy.deepcopy(model)
         with torch.no_grad():
-            model.texture_gate.weight.zero_()
-            model.texture_gate.bias.fill_(logit)
+            model.image_decoder[-1].weight[3].zero_()
+            model.image_decoder[-1].bias[3] = logit
         return model
 
     def mosaic_weight(model: STTR, weight: float) -> STTR:

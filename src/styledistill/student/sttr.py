@@ -801,11 +801,16 @@ class STTR(nn.Module):
         if config.content_skip:
             last = self.image_decoder[-1]
             extra = (6 if config.colour_film else 3) + (3 if config.style_patches else 0)
-            widened = nn.Conv2d(last.in_channels + extra, 3, 3)
+            # + for the nearest-patch head, a 4th output: the gate (logit) that decides where
+            # the output follows the synthesised texture
+            widened = nn.Conv2d(last.in_channels + extra, 4 if self._nearest_head else 3, 3)
             with torch.no_grad():  # start close to the skip image itself: learn the change
                 widened.weight.zero_()
                 widened.bias.zero_()
-                widened.weight[:, : last.in_channels].copy_(last.weight * 0.1)
+                if self._nearest_head:  # start as the synthesis pass, followed almost everywhere
+                    widened.bias[3] = 3.0
+                else:
+                    widened.weight[:, : last.in_channels].copy_(last.weight * 0.1)
                 if not self._residual_output:  # else the output is already the recoloured image
                     start = last.in_channels + (6 if config.colour_film else 3) - 3
                     for channel in range(3):  # the recoloured content, or the content
@@ -814,12 +819,7 @@ class STTR(nn.Module):
                     for channel in range(3):  # start half way to the mosaic (logit space)
                         widened.weight[channel, last.in_channels + extra - 3 + channel, 1, 1] = 0.5
             self.image_decoder[-1] = widened
-        if self._nearest_head:  # where the output follows the synthesised texture
-            self.texture_gate = nn.Conv2d(channels[-1], 1, 3, padding=1)
-            with torch.no_grad():  # start following it almost everywhere
-                self.texture_gate.weight.zero_()
-                self.texture_gate.bias.fill_(3.0)
-        elif config.style_patches:
+        if config.style_patches and not self._nearest_head:
             self.patch_query = nn.Linear(dim, dim)
             self.patch_key = nn.Linear(dim, dim)
             # how strongly a cell's colour picks patches of that colour (learned, log scale)
@@ -1210,7 +1210,7 @@ class STTR(nn.Module):
             out = self.image_decoder(x)
         if self.config.content_skip:  # last stage: pad + conv over [features, content]
             skip = content - 0.5
-            base = base_logit = None
+            base = base_logit = change = None
             if style_stats is not None:
                 transferred = self._recolour(
                     content, content_mask, style_stats.expand(batch, -1, -1)
@@ -1229,8 +1229,6 @@ class STTR(nn.Module):
                 )
                 change = torch.logit(synthesised, eps=1e-3) - base_logit
                 skip = torch.cat([skip, change], dim=1)
-                gate = torch.sigmoid(self.texture_gate(x))
-                base_logit = base_logit + gate * change
             elif patches is not None:  # the style's texture, pasted where the content asks
                 start = base if base is not None else content
                 mosaic = self._paste_patches(tokens, start, memory, memory_mask, patches)
@@ -1242,6 +1240,9 @@ class STTR(nn.Module):
                     skip = torch.cat([skip, mosaic - 0.5], dim=1)
             x = torch.cat([x, skip], dim=1)
             out = self.image_decoder[-1](self.image_decoder[-2](x))
+            if change is not None:  # the gate: where the output follows the synthesis
+                out, gate = out[:, :3], torch.sigmoid(out[:, 3:])
+                base_logit = base_logit + gate * change
             if base is not None and base_logit is not None:  # a change to the recoloured content
                 if self.config.output_activation == "sigmoid":
                     return torch.sigmoid(out + base_logit)
