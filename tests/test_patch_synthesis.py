@@ -14,6 +14,7 @@ from styledistill.student.patch_synthesis import (
     luminance,
     paste_nearest_patches,
     patch_source,
+    style_codes,
     style_patch_bank,
 )
 
@@ -148,3 +149,17 @@ def test_the_coarse_shortlist_keeps_the_exact_nearest_patch_almost_always():
     same = (best - exact_best).abs() < 1e-4
     assert float(same.float().mean()) > 0.95
     assert float((best - exact_best).min()) > -1e-4  # never closer than the true nearest
+
+
+def test_style_codes_equal_the_codes_of_the_cut_bank():
+    """The style memory's codes are read off the pooled style without cutting the bank:
+    the same numbers on every valid patch, and the same patches flagged never-chosen."""
+    style = _image(10, 64, 96).expand(2, -1, -1, -1).contiguous()
+    mask = torch.zeros(2, 64, 96, dtype=torch.bool)
+    mask[1, :, 80:] = True  # the second style is padded on the right
+    bank, invalid = style_patch_bank(style, mask, 16)
+    expected = bank_codes(bank, invalid, 16)
+    codes = style_codes(style, mask, 16)
+    assert codes.shape == expected.shape
+    torch.testing.assert_close(codes[~invalid], expected[~invalid], atol=1e-5, rtol=0)
+    assert torch.equal(codes[..., -1] >= 1e4, invalid)

@@ -43,7 +43,6 @@ from ..errors import CheckpointError, ConfigError
 from ..plumbing import atomic_path
 from .patch_synthesis import (
     DESCRIPTOR_CELLS,
-    bank_codes,
     code_size,
     edge_weight,
     fold_patches,
@@ -52,7 +51,7 @@ from .patch_synthesis import (
     paste_nearest_patches,
     patch_source,
     scale_to_luminance,
-    style_patch_bank,
+    style_codes,
     triangular_window,
     unfold_patches,
 )
@@ -1112,9 +1111,8 @@ class STTR(nn.Module):
             if self._nearest_head:  # the style's pixels + its bank's match codes, once per
                 # style; the codes flag invalid patches (a Stylizer drops an unpadded
                 # style's mask), and a chosen patch is cut from the pixels when pasting
-                side = self.config.style_patches
-                bank, invalid = style_patch_bank(style, style_mask, side)
-                codes = bank_codes(bank, invalid, side, self.config.patch_descriptor_cells)
+                side, cells = self.config.style_patches, self.config.patch_descriptor_cells
+                codes = style_codes(style, style_mask, side, cells)
                 values = torch.cat([style.flatten(1), codes.flatten(1)], dim=1)
                 values = F.pad(values, (0, styles * per_token * dim - values.shape[1]))
                 tokens = values.reshape(values.shape[0], -1, dim).to(memory.dtype)
