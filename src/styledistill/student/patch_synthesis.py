@@ -77,7 +77,7 @@ def _neighbourhoods(padded: Tensor, rows: int, cols: int, stride: int) -> Tensor
     return patch.reshape(batch, rows * cols, -1)
 
 
-def unfold_patches(image: Tensor, side: int, stride: int) -> Tensor:
+def unfold_patches(image: Tensor, side: int, stride: int, pad_mode: str = "replicate") -> Tensor:
     """``[B,C,H,W]`` -> ``[B, L, C*side*side]``: the ``side`` x ``side`` patches centred on
     each ``stride`` x ``stride`` cell (the image edge-replicated by the overhang).
 
@@ -90,7 +90,7 @@ def unfold_patches(image: Tensor, side: int, stride: int) -> Tensor:
         blocks = image.reshape(batch, channels, rows, stride, cols, stride)
         return blocks.permute(0, 2, 4, 1, 3, 5).reshape(batch, rows * cols, -1)
     margin = stride // 2
-    padded = F.pad(image, (margin, margin, margin, margin), mode="replicate")
+    padded = F.pad(image, (margin, margin, margin, margin), mode=pad_mode)
     return _neighbourhoods(padded, rows, cols, stride)
 
 
@@ -265,7 +265,7 @@ def paste_nearest_patches(
     """
     height, width = image.shape[-2:]
     rows, cols = height // (side // 2), width // (side // 2)
-    pooled = unfold_patches(F.avg_pool2d(image, side // cells), cells, cells // 2)
+    pooled = unfold_patches(F.avg_pool2d(image, side // cells), cells, cells // 2, "reflect")
     query = _match_code(pooled.unflatten(2, (3, cells, cells)), cells)  # [B,N,code]
     best, nearest = _nearest_codes(query, codes, cells)  # [B,N]
     distance = (best + query.pow(2).sum(-1)).clamp_min(0.0) / query.shape[-1]
