@@ -1,7 +1,5 @@
-"""argparse helpers shared by sub-commands; the rules behind them live in the library.
-
-``apply_threads``, ``progress`` and ``resolve_device`` are :mod:`styledistill.runtime`'s
-functions under the names sub-commands already use.
+"""argparse helpers shared by sub-commands; the rules behind them live in the library
+(:mod:`styledistill.runtime`: ``resolve_device``, ``set_threads``, ``progress_bar``).
 """
 
 from __future__ import annotations
@@ -10,18 +8,11 @@ import argparse
 import json
 from typing import Any
 
-from ..runtime import progress_bar as progress
-from ..runtime import resolve_device
-from ..runtime import set_threads as apply_threads
-
 __all__ = [
     "add_device_argument",
     "add_key_value_argument",
     "add_threads_argument",
-    "apply_threads",
     "key_value_option",
-    "progress",
-    "resolve_device",
 ]
 
 

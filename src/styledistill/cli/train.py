@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from ..runtime import set_threads
 from ..train.config import AMP_MODES, PRETRAINED_LRS, RANDOM_INIT_LRS, SCHEDULES, TrainConfig
 from ..train.config import field_default as _default
-from ._common import add_device_argument, add_threads_argument, apply_threads
+from ._common import add_device_argument, add_threads_argument
 
 HELP = "train the STTR student on a teacher dataset (CPU, GPU, or torchrun DDP)"
 DESCRIPTION = """\
@@ -287,7 +288,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     from ..train import train
 
-    apply_threads(args.threads)
+    set_threads(args.threads)
     config = config_from_args(args)
     check_before_training(config)
     student = train(config)
