@@ -567,7 +567,7 @@ def test_make_shareable_undoes_mkstemp_private_mode(tmp_path):
     """Atomic writers use mkstemp (0600): the final file must get the umask's mode."""
     import tempfile
 
-    from styledistill.images import make_shareable
+    from styledistill.plumbing import make_shareable
 
     fd, name = tempfile.mkstemp(dir=tmp_path)
     os.close(fd)
@@ -581,7 +581,7 @@ def test_make_shareable_undoes_mkstemp_private_mode(tmp_path):
 def test_atomic_path_replaces_on_success_and_leaves_nothing_on_failure(tmp_path):
     import os
 
-    from styledistill.images import atomic_path
+    from styledistill.plumbing import atomic_path
 
     target = tmp_path / "report.txt"
     target.write_text("old")

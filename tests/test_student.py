@@ -257,14 +257,14 @@ def test_save_load_round_trip(model, images, tmp_path):
 
 
 def test_saved_files_get_the_umask_mode_not_private(model, tmp_path):
-    from styledistill.images import _UMASK
+    from styledistill.plumbing import UMASK
 
     model.save_pretrained(tmp_path / "student", model_card={"teacher": "texture"})
     files = sorted((tmp_path / "student").iterdir())
     assert {f.name for f in files} >= {"config.json", "model.safetensors"}
     assert not [f for f in files if f.name.endswith(".tmp")]
     for path in files:
-        assert path.stat().st_mode & 0o777 == 0o666 & ~_UMASK, path.name
+        assert path.stat().st_mode & 0o777 == 0o666 & ~UMASK, path.name
 
 
 def test_refuses_pickle_unless_allowed(model, images, tmp_path):

@@ -420,7 +420,7 @@ def test_missing_loss_network_weights_stop_the_run_in_one_line(dataset, tmp_path
 
 
 def test_outputs_are_shareable_and_the_card_names_the_loss_network(dataset, tmp_path):
-    from styledistill.images import _UMASK
+    from styledistill.plumbing import UMASK
 
     run = tmp_path / "run"
     config = tiny_config(dataset, run, steps=2, save_every=2, eval_every=2)
@@ -429,9 +429,9 @@ def test_outputs_are_shareable_and_the_card_names_the_loss_network(dataset, tmp_
         train(config)
     checkpoint = latest_checkpoint(run)
     for folder in (checkpoint, checkpoint.parent, run / "student"):
-        assert folder.stat().st_mode & 0o777 == 0o777 & ~_UMASK, folder
+        assert folder.stat().st_mode & 0o777 == 0o777 & ~UMASK, folder
     for path in [*checkpoint.iterdir(), *(run / "student").iterdir()]:
-        assert path.stat().st_mode & 0o777 == 0o666 & ~_UMASK, path
+        assert path.stat().st_mode & 0o777 == 0o666 & ~UMASK, path
     card = (run / "student" / "README.md").read_text()
     assert "- loss network: none (pixel L1 only)" in card
     assert "distilled from the teacher named below (tint)" in card

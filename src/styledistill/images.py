@@ -28,9 +28,9 @@ from .decode import (
     describe,
 )
 
-# Re-exported for callers that import them from here (train.py, student/sttr.py, tests).
-from .plumbing import UMASK as _UMASK  # noqa: F401
-from .plumbing import atomic_path, make_shareable  # noqa: F401
+# atomic_path is save_image's writer and stays public here (bench/distill_quality.py and
+# the README import it from here).
+from .plumbing import atomic_path
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
