@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from styledistill.image_ops import luminance
 from styledistill.student.patch_synthesis import (
     bank_codes,
     cut_bank_patches,
     edge_weight,
     fuse_luminance,
-    luminance,
     paste_nearest_patches,
     patch_source,
     style_codes,

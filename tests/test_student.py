@@ -100,6 +100,7 @@ def test_token_counts_match_strides(model):
     assert content_tokens.shape == (1, 32, 4, 6)
     style_tokens, _, style_mask, stats, pixels, codes = model._split_memory(memory, pos, mask)
     assert style_tokens.shape == (1, styles, 32) and stats.shape[1] == model.num_stat_tokens
+    assert not style_mask.any()  # an unpadded style: no style token is masked
     assert pixels.shape == (1, 3, 64 * 96) and codes.shape == (1, bank, code)
     torch.testing.assert_close(stats[0, 0, 6:8], torch.tensor([64 / 8, 96 / 8]))  # bank grid
     # the patches that overhang the style's border are flagged by a norm no real patch has

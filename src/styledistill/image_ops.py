@@ -1,10 +1,11 @@
-"""Small image operations on one RGB image ``[3,H,W]`` in [0,1], shared by the teachers.
+"""Small image operations on RGB images in [0,1], shared by the teachers and the student.
 
 Torch only, and nothing from :mod:`styledistill.teachers` or :mod:`styledistill.student`,
-so any layer can import it (one copy of each rule, issue #14). These are the texture
-teacher's versions, unbatched and free to use ops that do not export (reflect padding,
-``torch.quantile``); the student's batched, exportable counterparts live in
-:mod:`styledistill.student.patch_synthesis`.
+so any layer can import it (one copy of each rule). :func:`luminance` and
+:func:`scale_to_luminance` take any ``[..., 3, H, W]`` and export to ONNX; the filters
+are the texture teacher's, for one image ``[C,H,W]``, and free to use ops that do not
+export (reflect padding, ``torch.quantile``): the student's exportable box blur and edge
+weight live in :mod:`styledistill.student.patch_synthesis`.
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ __all__ = ["box_filter", "edge_mask", "luminance", "scale_to_luminance"]
 
 
 def luminance(image: torch.Tensor) -> torch.Tensor:
-    """Rec. 601 luma ``[1,H,W]`` of an RGB ``[3,H,W]`` image.
+    """Rec. 601 luma ``[..., 1, H, W]`` of RGB ``[..., 3, H, W]`` (one image or a batch).
 
     Brightness alone is what content fusion and histogram matching change, so that
     the chroma (the style's palette) is left as the pasted patches had it.
     """
-    return (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]).unsqueeze(0)
+    red, green, blue = image[..., 0, :, :], image[..., 1, :, :], image[..., 2, :, :]
+    return (0.299 * red + 0.587 * green + 0.114 * blue).unsqueeze(-3)
 
 
 def scale_to_luminance(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Scale each pixel's RGB so its luma becomes ``target [1,H,W]``; its chroma is kept.
+    """Scale each pixel's RGB so its luma becomes ``target [..., 1, H, W]``; chroma is kept.
 
     Scaling (not shifting) keeps the R:G:B ratios, so no colour the style lacks appears;
     the luma floor (1e-3) and the ratio cap (8) keep near-black pixels from blowing up.

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..image_ops import luminance, scale_to_luminance
+
 __all__ = [
     "DESCRIPTOR_CELLS",
     "bank_codes",
@@ -33,10 +35,8 @@ __all__ = [
     "edge_weight",
     "fold_patches",
     "fuse_luminance",
-    "luminance",
     "paste_nearest_patches",
     "patch_source",
-    "scale_to_luminance",
     "style_codes",
     "style_patch_bank",
     "triangular_window",
@@ -56,13 +56,6 @@ _SHORTLIST = 8
 _NEVER = 1.0e4
 # The robust aggregation of the teacher: a match counts ||x - z||^(r - 2), r = 0.8.
 _ROBUST_EXPONENT = (0.8 - 2.0) / 2.0
-_LUMA = (0.299, 0.587, 0.114)
-
-
-def luminance(images: Tensor) -> Tensor:
-    """Rec. 601 luma ``[B,1,H,W]`` of RGB ``[B,3,H,W]``."""
-    r, g, b = images.unbind(dim=1)
-    return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)
 
 
 def _neighbourhoods(padded: Tensor, rows: int, cols: int, stride: int) -> Tensor:
@@ -164,8 +157,8 @@ def _match_code(pooled: Tensor, cells: int) -> Tensor:
     chroma (Cb, Cr) at ``c/2 x c/2``, ``[B,N,code_size(c)]``: the eye, and the texture
     teacher's matches, care more about where light and dark fall than about colour detail
     (on held-out teacher pairs this matches as well as full RGB at half the cost)."""
-    red, green, blue = pooled.unbind(dim=2)
-    luma = _LUMA[0] * red + _LUMA[1] * green + _LUMA[2] * blue
+    red, blue = pooled[:, :, 0], pooled[:, :, 2]
+    luma = luminance(pooled).squeeze(-3)
     chroma = torch.stack([0.564 * (blue - luma), 0.713 * (red - luma)], dim=2)
     half = cells // 2  # a Python int: the export keeps batch and count dynamic
     chroma = chroma.unflatten(4, (half, 2)).unflatten(3, (half, 2)).mean(dim=(4, 6))
@@ -342,9 +335,3 @@ def fuse_luminance(
     fused = (current + weight * content_luminance) / (1.0 + weight)
     fused = fused + weight / (1.0 + weight) * (current - _box_blur(current, detail_radius))
     return scale_to_luminance(mosaic, fused)
-
-
-def scale_to_luminance(images: Tensor, target: Tensor) -> Tensor:
-    """Scale each pixel's RGB so its luma becomes ``target [B,1,H,W]``; chroma is kept."""
-    ratio = (target / luminance(images).clamp_min(1e-3)).clamp(0.0, 8.0)
-    return (images * ratio).clamp(0.0, 1.0)

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, ConfigError
+from ..image_ops import luminance, scale_to_luminance
 from ..plumbing import atomic_path
 from .patch_synthesis import (
     DESCRIPTOR_CELLS,
@@ -47,10 +48,8 @@ from .patch_synthesis import (
     edge_weight,
     fold_patches,
     fuse_luminance,
-    luminance,
     paste_nearest_patches,
     patch_source,
-    scale_to_luminance,
     style_codes,
     triangular_window,
     unfold_patches,
