@@ -180,3 +180,14 @@ def test_bad_vgg_files_are_clear_errors(tmp_path):
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
     with pytest.raises(CheckpointError, match=r"not a vgg19 state dict|shape"):
         load_vgg19_features(tmp_path / "wrong.pth")
+
+
+def test_the_train_config_offers_exactly_the_loss_networks_that_exist():
+    """The CLI's torch-free list of loss networks and the specs in losses agree."""
+    from styledistill.errors import ConfigError
+    from styledistill.losses import LOSS_NETWORKS
+    from styledistill.train.config import LOSS_NETWORK_CHOICES, TrainConfig
+
+    assert set(LOSS_NETWORK_CHOICES) == {"auto", *LOSS_NETWORKS}
+    with pytest.raises(ConfigError, match="loss_network 'alexnet'"):
+        TrainConfig(data="d", out="o", loss_network="alexnet").validate()

@@ -6,7 +6,14 @@ import argparse
 import dataclasses
 
 from ..runtime import set_threads
-from ..train.config import AMP_MODES, PRETRAINED_LRS, RANDOM_INIT_LRS, SCHEDULES, TrainConfig
+from ..train.config import (
+    AMP_MODES,
+    LOSS_NETWORK_CHOICES,
+    PRETRAINED_LRS,
+    RANDOM_INIT_LRS,
+    SCHEDULES,
+    TrainConfig,
+)
 from ..train.config import field_default as _default
 from ._common import add_device_argument, add_threads_argument
 
@@ -213,7 +220,7 @@ def _loss(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--loss-network",
-        choices=("auto", "vgg19", "mobilenet_v2"),
+        choices=LOSS_NETWORK_CHOICES,
         default=_default("loss_network"),
         help="network of the feature terms (auto: VGG19 when its ImageNet file is in torch's "
         "hub cache, as the STTR paper; else MobileNetV2, which ships offline)",

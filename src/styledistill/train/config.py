@@ -15,6 +15,9 @@ from ..errors import ConfigError
 
 SCHEDULES = ("cosine", "step", "constant")
 AMP_MODES = ("bf16", "fp16", "none")
+#: Networks of the feature loss terms (the keys of ``losses.LOSS_NETWORKS``, kept here
+#: torch-free for the CLI; a test checks they agree), or "auto".
+LOSS_NETWORK_CHOICES = ("auto", "vgg19", "mobilenet_v2")
 #: (lr, backbone_lr) when they are left None. With ``backbone_weights``: the paper's. From
 #: random backbones: measured on the earlier random-init sttr-small (1e-4 barely moved in
 #: a CPU budget, 3e-3 diverged).
@@ -126,6 +129,10 @@ class TrainConfig:
             raise ConfigError(f"size must be a multiple of 32 and >= 32, got {self.size}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule {self.schedule!r}: choose from {', '.join(SCHEDULES)}")
+        if self.loss_network not in LOSS_NETWORK_CHOICES:
+            raise ConfigError(
+                f"loss_network {self.loss_network!r}: choose from {', '.join(LOSS_NETWORK_CHOICES)}"
+            )
         if self.amp not in AMP_MODES:
             raise ConfigError(f"amp {self.amp!r}: choose from {', '.join(AMP_MODES)}")
         if not 0.0 <= self.ema < 1.0:
