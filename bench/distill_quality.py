@@ -296,7 +296,7 @@ def score(work: Path, pairs: list[dict], runs: dict[str, Path], args) -> dict:
 
 
 def save_picture(picture, path: Path) -> None:
-    from styledistill.images import atomic_path
+    from styledistill.plumbing import atomic_path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, suffix=path.suffix) as tmp:

@@ -27,9 +27,6 @@ from .decode import (
     decode_image,
     describe,
 )
-
-# atomic_path is save_image's writer and stays public here (bench/distill_quality.py and
-# the README import it from here).
 from .plumbing import atomic_path
 
 __all__ = [
@@ -39,7 +36,6 @@ __all__ = [
     "FittedImage",
     "ImageError",
     "ImageSource",
-    "atomic_path",
     "center_crop_resize",
     "fit_long_side",
     "image_grid",
