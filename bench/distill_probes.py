@@ -9,9 +9,13 @@ held-out pair it prints
 2. for a trained student (``--run``): the distillation score as trained and with its
    texture head's gate forced open or shut (nearest-patch head; for the older
    soft-attention head: its mosaic forced to weight 1, its attention sharpened 10x).
-   Students run at the teacher's size.
+   Students run at the teacher's size;
+3. with ``--match``: the untrained sttr-small (ImageNet tokenizers, its residual at zero:
+   the head's synthesis pass) with the head's nearest-patch search done other ways: the
+   exact search, shortlists of 4 and 16 instead of 8, and a 4x sparser bank.
 
     python bench/distill_probes.py --work /tmp/dq2 --run /tmp/dq2/run-student
+    python bench/distill_probes.py --work /tmp/dq2 --match --every 1
 """
 
 from __future__ import annotations
@@ -132,6 +136,60 @@ def texture_head_probes(work: Path, run: Path, every: int) -> None:
     print("\n".join(result.markdown(students)))
 
 
+def match_probes(work: Path, every: int) -> None:
+    """Fixed weights, so only the search differs: what the shortlist and the bank density
+    cost in the distillation score."""
+    from contextlib import ExitStack
+    from unittest import mock
+
+    import styledistill.student.patch_synthesis as synthesis
+    import styledistill.student.sttr as sttr
+    from styledistill.metrics.distillation import score_distillation, summarize
+    from styledistill.metrics.perceptual import EfficientNetLite0, PerceptualDistance
+    from styledistill.student import STTR, Stylizer
+
+    def exact_search(query, codes, cells):
+        bank_code, bank_norm = codes[..., :-1].transpose(1, 2), codes[..., -1].unsqueeze(1)
+        found = [
+            torch.baddbmm(bank_norm, rows, bank_code, alpha=-2.0).min(dim=-1)
+            for rows in query.split(512, dim=1)
+        ]
+        return torch.cat([f[0] for f in found], 1), torch.cat([f[1] for f in found], 1)
+
+    def sparse_codes(style, style_mask, side, cells):
+        codes = synthesis.style_codes(style, style_mask, side, cells)
+        keep = codes.shape[1] // 4  # the first of the bank's 4 shifted grids: every side/2 px
+        return torch.cat([codes[:, :keep], codes[:, keep:].index_fill(2, _last(codes), 1e4)], 1)
+
+    def _last(codes):
+        return torch.tensor([codes.shape[2] - 1])
+
+    variants = {
+        "shortlist of 8 (default)": [],
+        "exact search": [mock.patch.object(synthesis, "_nearest_codes", exact_search)],
+        "shortlist of 4": [mock.patch.object(synthesis, "_SHORTLIST", 4)],
+        "shortlist of 16": [mock.patch.object(synthesis, "_SHORTLIST", 16)],
+        "bank every 8 px (4x sparser)": [mock.patch.object(sttr, "style_codes", sparse_codes)],
+    }
+    torch.manual_seed(0)
+    stylizer = Stylizer(STTR.from_preset("sttr-small", backbone_weights="imagenet"), size=None)
+
+    def run(content, style, patches):
+        with ExitStack() as stack:
+            for patch in patches:
+                stack.enter_context(patch)
+            return stylizer.stylize_tensor(content, style)
+
+    students = {name: (lambda c, s, p=patches: run(c, s, p)) for name, patches in variants.items()}
+    result = summarize(
+        score_distillation(
+            load_pairs(work, every), students, PerceptualDistance(EfficientNetLite0.from_file())
+        )
+    )
+    print(f"\nthe untrained sttr-small's search, {result.count} held-out pairs")
+    print("\n".join(result.markdown(students)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -140,8 +198,12 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="a trained run folder (for the head probes)")
     parser.add_argument("--every", type=int, default=2, help="score every n-th held-out pair")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--match", action="store_true", help="probe the nearest-patch search")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.match:
+        match_probes(args.work, args.every)
+        return
     what_measures_reward(args.work, args.every)
     if args.run is not None:
         texture_head_probes(args.work, args.run, args.every)
