@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import torch
 
 from .. import __version__
 from ..errors import ConfigError, StyledistillError
@@ -40,6 +42,9 @@ from .reader import (
     iter_jsonl,
     read_dataset_json,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tqdm import tqdm
 
 __all__ = [
     "IDENTITY_FIELDS",
@@ -423,6 +428,388 @@ def _write_error(exc: OSError, path: Path, manifest: Path, done: int) -> Dataset
     )
 
 
+def _checked_out(out: str | os.PathLike, plan: PairPlan) -> Path:
+    """``out`` resolved; refused if it is a file or inside an input folder (a rerun would read it)."""
+    out = Path(out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    for flag, folder in (("--contents", plan.contents_dir), ("--styles", plan.styles_dir)):
+        if out == folder or folder in out.parents:
+            raise ConfigError(
+                f"--out {out} is inside {flag} {folder}: its images would become inputs on "
+                "a rerun; choose an output folder outside the input folders"
+            )
+    return out
+
+
+@dataclass
+class _ShardFolder:
+    """This process's shard folder, the only place it writes.
+
+    Every write goes through :meth:`guard`, so a full disk or a permission error stops
+    the run with one :class:`DatasetWriteError` that says how many finished pairs are safe.
+    """
+
+    out: Path
+    name: str
+    path: Path
+    manifest: JsonlAppender
+    failures: JsonlAppender
+    #: input paths already in failures.jsonl (a rerun does not report them twice)
+    reported: set[str]
+    copy_inputs: bool
+    #: lines in manifest.jsonl, for the error message
+    done_in_manifest: int = 0
+
+    def guard(self, action: Callable[[], Any], path: Path) -> Any:
+        """``action()``, with a write error that needs a person turned into DatasetWriteError."""
+        try:
+            return action()
+        except OSError as exc:
+            if exc.errno in _FATAL_WRITE_ERRNOS:
+                raise _write_error(exc, path, self.manifest.path, self.done_in_manifest) from None
+            raise
+
+    def report_failure(self, path: Path, role: str, reason: str) -> None:
+        """Log an unreadable input to failures.jsonl, once per path across reruns."""
+        if str(path) in self.reported:
+            return
+        self.reported.add(str(path))
+        record = {
+            "path": str(path),
+            "role": role,
+            "reason": reason,
+            "shard": self.name,
+            "time": _now(),
+        }
+        self.guard(lambda: self.failures.append(record), self.failures.path)
+
+    def copy_input(self, image: torch.Tensor, rel: str, role: str) -> str | None:
+        """With ``copy_inputs``, store the preprocessed input once; its dataset-relative path."""
+        if not self.copy_inputs:
+            return None
+        relative = f"{self.name}/inputs/{role}s/{input_id(rel)}.png"
+        target = self.out / relative
+        if not target.exists():
+            self.guard(lambda: save_image(image, target), target)
+        return relative
+
+    def save_output(self, key: str, output: torch.Tensor) -> str:
+        """Write a pair's image (atomically); its dataset-relative path."""
+        target = self.path / f"{key}.png"
+        self.guard(lambda: save_image(output, target), target)
+        return f"{self.name}/{target.name}"
+
+    def append_record(self, record: dict[str, Any]) -> None:
+        """Append a finished pair's manifest line (after its image is on disk)."""
+        self.guard(lambda: self.manifest.append(record), self.manifest.path)
+        self.done_in_manifest += 1
+
+    def write_status(self, pairs_in_shard: int, pairs_done: int, pairs_unreadable: int) -> None:
+        """Record how far this run got in status.json (replaced atomically)."""
+        status = {
+            "shard": self.name,
+            "pairs_in_shard": pairs_in_shard,
+            "pairs_done": pairs_done,
+            "pairs_unreadable": pairs_unreadable,
+            "time": _now(),
+        }
+        self.guard(lambda: _write_json_atomic(self.path / STATUS_FILE, status), self.path)
+
+    def close(self) -> None:
+        self.manifest.close()
+        self.failures.close()
+
+
+def _open_shard(
+    out: Path,
+    plan: PairPlan,
+    teacher: Teacher,
+    *,
+    num_shards: int,
+    shard_index: int,
+    overwrite: bool,
+    copy_inputs: bool,
+    warn: Callable[[str], None],
+) -> _ShardFolder:
+    """Make (or check) dataset.json and open this shard's folder as its only writer.
+
+    A setup error that needs a person (disk full, no permission) stops the run with a
+    one-line DatasetWriteError; leftover temp files of a killed run are removed.
+    """
+    name = shard_name(shard_index, num_shards)
+    shard_dir = out / name
+    manifest_path = shard_dir / MANIFEST_FILE
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _prepare_dataset_json(
+            out, _describe(plan, teacher, num_shards), shard_index, overwrite, warn
+        )
+        shard_dir.mkdir(exist_ok=True)
+        failures_path = shard_dir / FAILURES_FILE
+        reported = (
+            {str(r.get("path")) for r in iter_jsonl(failures_path)}
+            if failures_path.exists()
+            else set()
+        )
+        manifest = JsonlAppender(manifest_path, exclusive=True)
+        _remove_stale_temp_files(shard_dir)  # only now: no other writer is using them
+        failures = JsonlAppender(failures_path)
+    except OSError as exc:
+        if exc.errno in _FATAL_WRITE_ERRNOS:
+            raise _write_error(exc, Path(exc.filename or out), manifest_path, 0) from None
+        raise
+    done = sum(1 for _ in _manifest_keys(manifest_path))
+    return _ShardFolder(out, name, shard_dir, manifest, failures, reported, copy_inputs, done)
+
+
+@dataclass
+class _Resume:
+    """This shard's pairs, split into those finished by earlier runs and those still to do."""
+
+    pairs: list[Pair]
+    todo: list[Pair]
+    #: own-shard keys whose manifest line exists but whose image must be made again
+    to_repair: set[str]
+
+    @property
+    def already_done(self) -> int:
+        return len(self.pairs) - len(self.todo)
+
+
+def _resume(plan: PairPlan, folder: _ShardFolder, num_shards: int, shard_index: int) -> _Resume:
+    """What this run has to do: pairs finished in any shard are skipped."""
+    pairs = plan.shard(num_shards, shard_index)
+    finished, to_repair = _finished_keys(folder.out, folder.path)
+    return _Resume(pairs, [pair for pair in pairs if pair.key not in finished], to_repair)
+
+
+class _Pending(NamedTuple):
+    """A pair whose inputs loaded, waiting for its batch."""
+
+    pair: Pair
+    content: torch.Tensor
+    content_size: list[int]
+    style: _StyleInput
+
+
+class _Inputs:
+    """Loads inputs at the teacher size; an unreadable one is reported once and skipped.
+
+    Preprocessed contents are cached (uint8) since every content recurs once per style.
+    """
+
+    def __init__(self, folder: _ShardFolder, size: int, min_side: int) -> None:
+        self.folder = folder
+        self.size = size
+        self.min_side = min_side
+        #: unreadable inputs of this run: path -> reason
+        self.bad: dict[str, str] = {}
+        self.contents = _ContentCache(_CONTENT_CACHE_BYTES)
+
+    def load(self, path: Path, role: str) -> tuple[torch.Tensor, list[int]] | None:
+        """The image centre-cropped to the teacher size and its source ``[width, height]``."""
+        if str(path) in self.bad:
+            return None
+        try:
+            image = load_image(path, min_side=self.min_side)
+        except (ImageError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            self.bad[str(path)] = reason
+            self.folder.report_failure(path, role, reason)
+            return None
+        original = [int(image.shape[-1]), int(image.shape[-2])]
+        return center_crop_resize(image, self.size), original
+
+    def content(self, pair: Pair) -> tuple[torch.Tensor, list[int]] | None:
+        """The pair's content (from the cache when it was loaded for an earlier style)."""
+        cached = self.contents.get(pair.content_rel)
+        if cached is None:
+            loaded = self.load(pair.content, "content")
+            if loaded is None:
+                return None
+            image, original = loaded
+            cached = (image.mul(255).round().to(torch.uint8), original)
+            self.contents.put(pair.content_rel, *cached)
+        return cached[0].float().div(255), cached[1]
+
+
+class _Styles:
+    """Each style loaded once, prepared by the teacher at most once, and freed after its last pair."""
+
+    def __init__(
+        self, teacher: Teacher, inputs: _Inputs, folder: _ShardFolder, todo: list[Pair]
+    ) -> None:
+        self.teacher = teacher
+        self.inputs = inputs
+        self.folder = folder
+        #: pairs left per style; at 0 the style is dropped (frees StyleID's K/V cache)
+        self.remaining = Counter(pair.style_rel for pair in todo)
+        self.loaded: dict[str, _StyleInput] = {}
+        self.ready: dict[str, Any] = {}
+
+    def get(self, pair: Pair) -> _StyleInput | None:
+        """The style as the teacher sees it (loaded and checked once; prepared later)."""
+        entry = self.loaded.get(pair.style_rel)
+        if entry is None:
+            loaded = self.inputs.load(pair.style, "style")
+            if loaded is None:
+                return None
+            image, original = loaded
+            entry = _StyleInput(
+                image, original, self.folder.copy_input(image, pair.style_rel, "style")
+            )
+            self.loaded[pair.style_rel] = entry
+        return entry
+
+    def finish(self, pair: Pair) -> None:
+        """Count a pair of this style as handled (written or skipped)."""
+        self.remaining[pair.style_rel] -= 1
+        if self.remaining[pair.style_rel] <= 0:
+            self.loaded.pop(pair.style_rel, None)
+            self.ready.pop(pair.style_rel, None)
+
+    def for_batch(self, batch: list[_Pending]) -> list[Any]:
+        """Prepared styles (or plain images) for a batch, preparing new styles together.
+
+        A style with pairs left after this batch is prepared once and kept (StyleID:
+        one inversion, K/V reused); the new ones of a batch go through the teacher's
+        batched ``prepare_styles`` when it has one. A style whose pairs all sit in this
+        batch is passed as an image: the teacher prepares it inside ``stylize`` (StyleID
+        inverts it in the same UNet batch as the contents).
+        """
+        in_batch = Counter(item.pair.style_rel for item in batch)
+        new = [
+            rel for rel in in_batch if rel not in self.ready and self.remaining[rel] > in_batch[rel]
+        ]
+        if new:
+            images = [self.loaded[rel].image for rel in new]
+            prepare_many = getattr(self.teacher, "prepare_styles", None)
+            if callable(prepare_many):
+                prepared = list(prepare_many(images))
+            else:
+                prepared = [self.teacher.prepare_style(image) for image in images]
+            self.ready.update(zip(new, prepared))
+        return [self.ready.get(item.pair.style_rel, item.style.image) for item in batch]
+
+
+class _BatchWriter:
+    """Runs the teacher on one batch and writes each pair: its image, then its manifest line."""
+
+    def __init__(
+        self, teacher: Teacher, folder: _ShardFolder, styles: _Styles, to_repair: set[str]
+    ) -> None:
+        self.teacher = teacher
+        self.folder = folder
+        self.styles = styles
+        self.to_repair = to_repair
+        self.size = int(teacher.size)
+        self.config = _jsonable(teacher.config())
+        self.model = _jsonable(teacher.model_info())
+        self.written = 0
+        #: pairs in ``to_repair`` made again (their manifest line was already there)
+        self.repaired = 0
+
+    def write(self, batch: list[_Pending], bar: tqdm) -> None:
+        """Stylize ``batch`` in one teacher call and write its pairs in order."""
+        if not batch:
+            return
+        tick = time.perf_counter()
+        outputs = self.teacher.stylize(
+            torch.stack([item.content for item in batch]),
+            self.styles.for_batch(batch),
+            batch_size=len(batch),
+            seeds=[item.pair.seed for item in batch],
+        )
+        share = (time.perf_counter() - tick) / len(batch)
+        expected = (len(batch), 3, self.size, self.size)
+        if tuple(outputs.shape) != expected:
+            raise StyledistillError(
+                f"teacher {self.teacher.name} returned shape {tuple(outputs.shape)}, "
+                f"expected {expected}"
+            )
+        for item, output in zip(batch, outputs):
+            self._write_pair(item, output, share)
+            self.styles.finish(item.pair)
+            bar.update(1)
+
+    def _write_pair(self, item: _Pending, output: torch.Tensor, seconds: float) -> None:
+        """Save one output, then its manifest line (a repaired pair keeps its old line)."""
+        pair, style = item.pair, item.style
+        content_copy = self.folder.copy_input(item.content, pair.content_rel, "content")
+        output_rel = self.folder.save_output(pair.key, output)
+        record = {
+            "key": pair.key,
+            "content": str(pair.content),
+            "style": str(pair.style),
+            "content_rel": pair.content_rel,
+            "style_rel": pair.style_rel,
+            "output": output_rel,
+            "teacher": self.teacher.name,
+            "teacher_config": self.config,
+            "model": self.model,
+            "seed": pair.seed,
+            "sizes": {
+                "content": item.content_size,
+                "style": style.size,
+                "output": [self.size, self.size],
+            },
+            "seconds": round(seconds, 4),
+            "shard": self.folder.name,
+            "time": _now(),
+        }
+        if content_copy:
+            record["content_input"] = content_copy
+            record["style_input"] = style.copy
+        if pair.key in self.to_repair:  # its line is already there: one line per key
+            self.to_repair.discard(pair.key)
+            self.repaired += 1
+        else:
+            self.folder.append_record(record)
+        self.written += 1
+
+
+def _progress(name: str, resume: _Resume, planned: int, show_progress: bool) -> tqdm:
+    """Say where a (resumed) shard starts, and a bar over the pairs still to do."""
+    if show_progress:
+        print(
+            f"{name}: {len(resume.pairs)} of {planned} planned pairs, "
+            f"{resume.already_done} already done",
+            file=sys.stderr,
+        )
+    return progress_bar(
+        total=len(resume.todo), unit="pair", desc=name, enabled=show_progress and bool(resume.todo)
+    )
+
+
+def _write_pairs(
+    todo: list[Pair],
+    inputs: _Inputs,
+    styles: _Styles,
+    batches: _BatchWriter,
+    bar: tqdm,
+    batch_size: int,
+) -> int:
+    """Feed ``todo`` to the teacher in batches; the number of pairs skipped (unreadable input)."""
+    failed = 0
+    pending: list[_Pending] = []
+    for pair in todo:
+        style = styles.get(pair)
+        content = inputs.content(pair) if style is not None else None
+        if style is None or content is None:
+            failed += 1
+            styles.finish(pair)
+            bar.update(1)
+            bar.set_postfix(failed=failed, refresh=False)
+            continue
+        pending.append(_Pending(pair, content[0], content[1], style))
+        if len(pending) >= batch_size:
+            batches.write(pending, bar)
+            pending = []
+    batches.write(pending, bar)
+    return failed
+
+
 def teach(
     teacher: Teacher,
     contents: str | os.PathLike,
@@ -459,242 +846,38 @@ def teach(
         plan = make_plan(
             contents, styles, styles_per_content=styles_per_content, limit=limit, seed=seed
         )
-    out = Path(out).expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder")
-    for flag, folder in (("--contents", plan.contents_dir), ("--styles", plan.styles_dir)):
-        if out == folder or folder in out.parents:
-            raise ConfigError(
-                f"--out {out} is inside {flag} {folder}: its images would become inputs on "
-                "a rerun; choose an output folder outside the input folders"
-            )
-    name = shard_name(shard_index, num_shards)
-    shard_dir = out / name
-    manifest_path = shard_dir / MANIFEST_FILE
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        _prepare_dataset_json(
-            out, _describe(plan, teacher, num_shards), shard_index, overwrite, warn
-        )
-        shard_dir.mkdir(exist_ok=True)
-        failures_path = shard_dir / FAILURES_FILE
-        reported = (
-            {str(r.get("path")) for r in iter_jsonl(failures_path)}
-            if failures_path.exists()
-            else set()
-        )
-        manifest = JsonlAppender(manifest_path, exclusive=True)
-        _remove_stale_temp_files(shard_dir)  # only now: no other writer is using them
-        failures = JsonlAppender(failures_path)
-    except OSError as exc:
-        if exc.errno in _FATAL_WRITE_ERRNOS:
-            raise _write_error(exc, Path(exc.filename or out), manifest_path, 0) from None
-        raise
-
-    shard_pairs = plan.shard(num_shards, shard_index)
-    finished, to_repair = _finished_keys(out, shard_dir)
-    todo = [pair for pair in shard_pairs if pair.key not in finished]
-    already_done = len(shard_pairs) - len(todo)
-    repaired = 0
-    done_in_manifest = sum(1 for _ in _manifest_keys(manifest_path))
-    remaining = Counter(pair.style_rel for pair in todo)
-
-    import torch
-
-    size = int(teacher.size)
-    config = _jsonable(teacher.config())
-    model = _jsonable(teacher.model_info())
-    cache = _ContentCache(_CONTENT_CACHE_BYTES)
-    bad_inputs: dict[str, str] = {}
-    style_inputs: dict[str, _StyleInput] = {}
-    styles_ready: dict[str, Any] = {}
-    written = failed_pairs = 0
-    started = time.perf_counter()
-    if show_progress:
-        print(
-            f"{name}: {len(shard_pairs)} of {len(plan)} planned pairs, {already_done} already done",
-            file=sys.stderr,
-        )
-    bar = progress_bar(
-        total=len(todo), unit="pair", desc=name, enabled=show_progress and bool(todo)
+    out = _checked_out(out, plan)
+    folder = _open_shard(
+        out,
+        plan,
+        teacher,
+        num_shards=num_shards,
+        shard_index=shard_index,
+        overwrite=overwrite,
+        copy_inputs=copy_inputs,
+        warn=warn,
     )
-
-    def write_or_stop(action: Callable[[], Any], path: Path) -> Any:
-        try:
-            return action()
-        except OSError as exc:
-            if exc.errno in _FATAL_WRITE_ERRNOS:
-                raise _write_error(exc, path, manifest_path, done_in_manifest) from None
-            raise
-
-    def report(path: Path, role: str, reason: str) -> None:
-        bad_inputs[str(path)] = reason
-        if str(path) in reported:
-            return
-        reported.add(str(path))
-        record = {"path": str(path), "role": role, "reason": reason, "shard": name, "time": _now()}
-        write_or_stop(lambda: failures.append(record), failures_path)
-
-    def load(path: Path, role: str) -> tuple[Any, list[int]] | None:
-        if str(path) in bad_inputs:
-            return None
-        try:
-            image = load_image(path, min_side=min_side)
-        except (ImageError, OSError) as exc:
-            report(path, role, getattr(exc, "reason", None) or str(exc))
-            return None
-        original = [int(image.shape[-1]), int(image.shape[-2])]
-        return center_crop_resize(image, size), original
-
-    def copy_input(image: Any, rel: str, role: str) -> str | None:
-        if not copy_inputs:
-            return None
-        relative = f"{name}/inputs/{role}s/{input_id(rel)}.png"
-        target = out / relative
-        if not target.exists():
-            write_or_stop(lambda: save_image(image, target), target)
-        return relative
-
-    def style_for(pair: Pair) -> _StyleInput | None:
-        """The style as the teacher sees it (loaded and checked once; prepared later)."""
-        entry = style_inputs.get(pair.style_rel)
-        if entry is None:
-            loaded = load(pair.style, "style")
-            if loaded is None:
-                return None
-            image, original = loaded
-            entry = _StyleInput(image, original, copy_input(image, pair.style_rel, "style"))
-            style_inputs[pair.style_rel] = entry
-        return entry
-
-    def content_for(pair: Pair) -> tuple[Any, list[int]] | None:
-        cached = cache.get(pair.content_rel)
-        if cached is None:
-            loaded = load(pair.content, "content")
-            if loaded is None:
-                return None
-            image, original = loaded
-            cached = (image.mul(255).round().to(torch.uint8), original)
-            cache.put(pair.content_rel, *cached)
-        return cached[0].float().div(255), cached[1]
-
-    def finish_style(pair: Pair) -> None:
-        remaining[pair.style_rel] -= 1
-        if remaining[pair.style_rel] <= 0:
-            style_inputs.pop(pair.style_rel, None)
-            styles_ready.pop(pair.style_rel, None)  # free StyleID's K/V cache
-
-    def styles_for_batch(batch: list[tuple[Pair, Any, list[int], _StyleInput]]) -> list[Any]:
-        """Prepared styles (or plain images) for a batch, preparing new styles together.
-
-        A style with pairs left after this batch is prepared once and kept (StyleID:
-        one inversion, K/V reused); the new ones of a batch go through the teacher's
-        batched ``prepare_styles`` when it has one. A style whose pairs all sit in this
-        batch is passed as an image: the teacher prepares it inside ``stylize`` (StyleID
-        inverts it in the same UNet batch as the contents).
-        """
-        in_batch = Counter(item[0].style_rel for item in batch)
-        new = [
-            rel for rel in in_batch if rel not in styles_ready and remaining[rel] > in_batch[rel]
-        ]
-        if new:
-            images = [style_inputs[rel].image for rel in new]
-            prepare_many = getattr(teacher, "prepare_styles", None)
-            if callable(prepare_many):
-                prepared = list(prepare_many(images))
-            else:
-                prepared = [teacher.prepare_style(image) for image in images]
-            styles_ready.update(zip(new, prepared))
-        return [styles_ready.get(item[0].style_rel, item[3].image) for item in batch]
-
+    resume = _resume(plan, folder, num_shards, shard_index)
+    inputs = _Inputs(folder, int(teacher.size), min_side)
+    shard_styles = _Styles(teacher, inputs, folder, resume.todo)
+    batches = _BatchWriter(teacher, folder, shard_styles, resume.to_repair)
+    started = time.perf_counter()
+    bar = _progress(folder.name, resume, len(plan), show_progress)
     try:
-        pending: list[tuple[Pair, Any, list[int], _StyleInput]] = []
-
-        def run_batch() -> None:
-            nonlocal written, done_in_manifest, repaired
-            if not pending:
-                return
-            tick = time.perf_counter()
-            outputs = teacher.stylize(
-                torch.stack([item[1] for item in pending]),
-                styles_for_batch(pending),
-                batch_size=len(pending),
-                seeds=[item[0].seed for item in pending],
-            )
-            share = (time.perf_counter() - tick) / len(pending)
-            if tuple(outputs.shape) != (len(pending), 3, size, size):
-                raise StyledistillError(
-                    f"teacher {teacher.name} returned shape {tuple(outputs.shape)}, "
-                    f"expected {(len(pending), 3, size, size)}"
-                )
-            for (pair, content, content_size, style), output in zip(pending, outputs):
-                content_copy = copy_input(content, pair.content_rel, "content")
-                target = shard_dir / f"{pair.key}.png"
-                write_or_stop(lambda t=target, o=output: save_image(o, t), target)
-                record = {
-                    "key": pair.key,
-                    "content": str(pair.content),
-                    "style": str(pair.style),
-                    "content_rel": pair.content_rel,
-                    "style_rel": pair.style_rel,
-                    "output": f"{name}/{target.name}",
-                    "teacher": teacher.name,
-                    "teacher_config": config,
-                    "model": model,
-                    "seed": pair.seed,
-                    "sizes": {"content": content_size, "style": style.size, "output": [size, size]},
-                    "seconds": round(share, 4),
-                    "shard": name,
-                    "time": _now(),
-                }
-                if content_copy:
-                    record["content_input"] = content_copy
-                    record["style_input"] = style.copy
-                if pair.key in to_repair:  # its line is already there: one line per key
-                    to_repair.discard(pair.key)
-                    repaired += 1
-                else:
-                    write_or_stop(lambda r=record: manifest.append(r), manifest_path)
-                    done_in_manifest += 1
-                written += 1
-                finish_style(pair)
-                bar.update(1)
-            pending.clear()
-
-        for pair in todo:
-            style = style_for(pair)
-            content = content_for(pair) if style is not None else None
-            if style is None or content is None:
-                failed_pairs += 1
-                finish_style(pair)
-                bar.update(1)
-                bar.set_postfix(failed=failed_pairs, refresh=False)
-                continue
-            pending.append((pair, content[0], content[1], style))
-            if len(pending) >= batch_size:
-                run_batch()
-        run_batch()
-        status = {
-            "shard": name,
-            "pairs_in_shard": len(shard_pairs),
-            "pairs_done": already_done + written,
-            "pairs_unreadable": failed_pairs,
-            "time": _now(),
-        }
-        write_or_stop(lambda: _write_json_atomic(shard_dir / STATUS_FILE, status), shard_dir)
+        failed_pairs = _write_pairs(resume.todo, inputs, shard_styles, batches, bar, batch_size)
+        folder.write_status(len(resume.pairs), resume.already_done + batches.written, failed_pairs)
     finally:
         bar.close()
-        manifest.close()
-        failures.close()
+        folder.close()
 
     return TeachSummary(
-        shard=name,
-        pairs_in_shard=len(shard_pairs),
-        written=written,
-        already_done=already_done,
-        failed_inputs=len(bad_inputs),
+        shard=folder.name,
+        pairs_in_shard=len(resume.pairs),
+        written=batches.written,
+        already_done=resume.already_done,
+        failed_inputs=len(inputs.bad),
         failed_pairs=failed_pairs,
         seconds=time.perf_counter() - started,
         out=out,
-        repaired=repaired,
+        repaired=batches.repaired,
     )
