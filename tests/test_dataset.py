@@ -230,6 +230,22 @@ def test_outputs_do_not_depend_on_batching(tmp_path, folders):
         assert np.array_equal(a, b)
 
 
+def test_a_failure_before_the_first_pair_releases_the_shard(tmp_path, folders, monkeypatch):
+    """Once the shard's files are open, any failure closes them: the manifest lock is
+    released, so the same process can teach into the same folder again."""
+    contents, styles = folders
+
+    def broken_progress(*args, **kwargs):
+        raise RuntimeError("no terminal")
+
+    monkeypatch.setattr(writer_module, "_progress", broken_progress)
+    with pytest.raises(RuntimeError, match="no terminal"):
+        teach(FakeTeacher(), contents, styles, tmp_path / "out", show_progress=False)
+    monkeypatch.undo()
+    summary = teach(FakeTeacher(), contents, styles, tmp_path / "out", show_progress=False)
+    assert summary.written == summary.pairs_in_shard > 0
+
+
 def test_resume_cuts_torn_line_and_redoes_orphan_image(tmp_path, folders):
     contents, styles = folders
     out = tmp_path / "data"

@@ -857,17 +857,21 @@ def teach(
         copy_inputs=copy_inputs,
         warn=warn,
     )
-    resume = _resume(plan, folder, num_shards, shard_index)
-    inputs = _Inputs(folder, int(teacher.size), min_side)
-    shard_styles = _Styles(teacher, inputs, folder, resume.todo)
-    batches = _BatchWriter(teacher, folder, shard_styles, resume.to_repair)
-    started = time.perf_counter()
-    bar = _progress(folder.name, resume, len(plan), show_progress)
-    try:
-        failed_pairs = _write_pairs(resume.todo, inputs, shard_styles, batches, bar, batch_size)
-        folder.write_status(len(resume.pairs), resume.already_done + batches.written, failed_pairs)
+    try:  # from here on the shard's files (and its manifest lock) are closed on any failure
+        resume = _resume(plan, folder, num_shards, shard_index)
+        inputs = _Inputs(folder, int(teacher.size), min_side)
+        shard_styles = _Styles(teacher, inputs, folder, resume.todo)
+        batches = _BatchWriter(teacher, folder, shard_styles, resume.to_repair)
+        started = time.perf_counter()
+        bar = _progress(folder.name, resume, len(plan), show_progress)
+        try:
+            failed_pairs = _write_pairs(resume.todo, inputs, shard_styles, batches, bar, batch_size)
+            folder.write_status(
+                len(resume.pairs), resume.already_done + batches.written, failed_pairs
+            )
+        finally:
+            bar.close()
     finally:
-        bar.close()
         folder.close()
 
     return TeachSummary(
