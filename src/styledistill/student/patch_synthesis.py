@@ -5,13 +5,14 @@ the output is replaced by the nearest style patch, the overlaps are averaged wit
 that favour good matches, and the brightness is pulled back toward the content where the
 content has edges. Soft attention over patches cannot do this: it averages many patches
 into a blur. This module does the teacher's finest pass once, with a hard nearest-patch
-choice, in operations ONNX knows (slices, reshapes, matmul, argmin, gather, pooling):
+choice, in operations ONNX knows (slices, reshapes, matmul, top-k, gather, pooling):
 
 * :func:`style_patch_bank` cuts the style into ``side`` x ``side`` patches every
   ``side / 4`` pixels and flags those that overhang the real style;
 * :func:`paste_nearest_patches` matches each half-overlapping patch of an image to the
-  bank on its brightness pooled to an 8 x 8 grid and its chroma to 4 x 4, and overlap-adds the chosen full-resolution
-  patches (triangular window times a robust match weight);
+  bank on its brightness pooled to an 8 x 8 grid and its chroma to 4 x 4, and
+  overlap-adds the chosen full-resolution patches (triangular window times a robust
+  match weight);
 * :func:`fuse_luminance` keeps the pasted patches' chroma, pulls their brightness toward
   the content's on edges (detail added back), and matches the brightness histogram to
   the style's.
@@ -72,7 +73,8 @@ def _neighbourhoods(padded: Tensor, rows: int, cols: int, stride: int) -> Tensor
 
 def unfold_patches(image: Tensor, side: int, stride: int, pad_mode: str = "replicate") -> Tensor:
     """``[B,C,H,W]`` -> ``[B, L, C*side*side]``: the ``side`` x ``side`` patches centred on
-    each ``stride`` x ``stride`` cell (the image edge-replicated by the overhang).
+    each ``stride`` x ``stride`` cell (the overhang filled by ``pad_mode``: edge-replicated
+    by default).
 
     ``side`` is ``stride`` or ``2 * stride``; written with slices and reshapes only (no
     im2col), so it exports to ONNX at any opset and matches ``F.unfold``.
@@ -117,34 +119,40 @@ def style_patch_bank(style: Tensor, style_mask: Tensor | None, side: int) -> tup
     pixels (the teacher's bank is as dense). A patch is invalid when any of its pixels
     lies outside the real style (the padding, or the replicated overhang at the border).
     """
-    height, width = style.shape[-2:]
-    quarter, stride = side // 4, side // 2
-    rows, cols = height // stride, width // stride
-    patches = []
-    for dy in (0, quarter):
-        for dx in (0, quarter):  # this grid's patches start at (dy + s*r, dx + s*c)
-            pad = (0, dx + stride, 0, dy + stride)
-            shifted = F.pad(style[..., dy:, dx:], pad, mode="replicate")
-            patches.append(_neighbourhoods(shifted, rows, cols, stride))
+    stride = side // 2
+    rows, cols = style.shape[-2] // stride, style.shape[-1] // stride
+    patches = [
+        _neighbourhoods(shifted, rows, cols, stride)
+        for shifted in _shifted_grids(style, stride, "replicate")
+    ]
     return torch.cat(patches, dim=1), _invalid_patches(style, style_mask, side)
+
+
+def _shifted_grids(image: Tensor, stride: int, pad_mode: str) -> list[Tensor]:
+    """The bank's numbering, in one place: its 4 grids start at (0,0), (0,q), (q,0), (q,q),
+    ``q = stride / 2``; each is ``image`` shifted so that grid starts at its corner and
+    padded (``pad_mode``) by the shift plus one ``stride`` at the bottom and right."""
+    quarter = stride // 2
+    return [
+        F.pad(image[..., dy:, dx:], (0, dx + stride, 0, dy + stride), mode=pad_mode)
+        for dy in (0, quarter)
+        for dx in (0, quarter)
+    ]
 
 
 def _invalid_patches(style: Tensor, style_mask: Tensor | None, side: int) -> Tensor:
     """``[B, L]``: bank patches (numbered as :func:`style_patch_bank` does) with a pixel
     outside the real style (the padding, or the overhang at the border)."""
-    quarter, stride = side // 4, side // 2
     real = (
         torch.ones_like(style[:, :1])
         if style_mask is None
         else (~style_mask).unsqueeze(1).to(style.dtype)
     )
-    invalid = []
-    for dy in (0, quarter):
-        for dx in (0, quarter):
-            inside = F.pad(real[..., dy:, dx:], (0, dx + stride, 0, dy + stride))
-            coverage = F.avg_pool2d(inside, side, stride=stride)
-            invalid.append(coverage.flatten(1) < 1.0 - 1e-4)
-    return torch.cat(invalid, dim=1)
+    coverage = [
+        F.avg_pool2d(inside, side, stride=side // 2)
+        for inside in _shifted_grids(real, side // 2, "constant")
+    ]
+    return torch.cat([c.flatten(1) < 1.0 - 1e-4 for c in coverage], dim=1)
 
 
 def code_size(cells: int) -> int:
@@ -183,17 +191,13 @@ def style_codes(
     is pooled to the code's grid first and each grid of the bank is read off the pooled
     image (4x fewer pixels, no 16x redundant patches). Equal to float rounding on every
     valid patch; invalid ones get the never-chosen norm."""
-    pool = side // cells
-    pooled = F.avg_pool2d(style, pool)
-    stride, quarter = side // 2 // pool, side // 4 // pool
-    height, width = pooled.shape[-2:]
-    rows, cols = height // stride, width // stride
-    grids = []
-    for dy in (0, quarter):
-        for dx in (0, quarter):
-            pad = (0, dx + stride, 0, dy + stride)
-            shifted = F.pad(pooled[..., dy:, dx:], pad, mode="replicate")
-            grids.append(_neighbourhoods(shifted, rows, cols, stride))
+    pooled = F.avg_pool2d(style, side // cells)
+    stride = cells // 2  # the bank's stride, side / 2, on the pooled grid
+    rows, cols = pooled.shape[-2] // stride, pooled.shape[-1] // stride
+    grids = [
+        _neighbourhoods(shifted, rows, cols, stride)
+        for shifted in _shifted_grids(pooled, stride, "replicate")
+    ]
     codes = _match_code(torch.cat(grids, dim=1).unflatten(2, (3, cells, cells)), cells)
     norms = codes.pow(2).sum(-1).masked_fill(_invalid_patches(style, style_mask, side), _NEVER)
     return torch.cat([codes, norms.unsqueeze(-1)], dim=-1)
