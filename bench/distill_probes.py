@@ -157,12 +157,10 @@ def match_probes(work: Path, every: int) -> None:
         return torch.cat([f[0] for f in found], 1), torch.cat([f[1] for f in found], 1)
 
     def sparse_codes(style, style_mask, side, cells):
-        codes = synthesis.style_codes(style, style_mask, side, cells)
-        keep = codes.shape[1] // 4  # the first of the bank's 4 shifted grids: every side/2 px
-        return torch.cat([codes[:, :keep], codes[:, keep:].index_fill(2, _last(codes), 1e4)], 1)
-
-    def _last(codes):
-        return torch.tensor([codes.shape[2] - 1])
+        codes = synthesis.style_codes(style, style_mask, side, cells).clone()
+        # only the first of the bank's 4 shifted grids may be chosen: a patch every side/2 px
+        codes[:, codes.shape[1] // 4 :, -1] = synthesis._NEVER
+        return codes
 
     variants = {
         "shortlist of 8 (default)": [],
