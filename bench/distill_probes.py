@@ -198,6 +198,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--match", action="store_true", help="probe the nearest-patch search")
     args = parser.parse_args()
+    pairs = args.work / "eval" / "pairs.json"
+    if not pairs.is_file():
+        raise SystemExit(
+            f"{pairs}: no held-out pairs; run bench/distill_quality.py --work {args.work} first"
+        )
     torch.set_num_threads(args.threads)
     if args.match:
         match_probes(args.work, args.every)
