@@ -48,6 +48,7 @@ def test_chosen_patches_are_cut_from_the_style_exactly_as_the_bank_holds_them():
     bank, _ = style_patch_bank(style, None, 16)
     index = torch.randint(0, bank.shape[1], (2, 40), generator=torch.Generator().manual_seed(7))
     expected = torch.gather(bank, 1, index.unsqueeze(-1).expand(-1, -1, bank.shape[-1]))
+    expected = expected.unflatten(2, (3, 16 * 16)).transpose(1, 2)  # one plane per channel
     cut = cut_bank_patches(*patch_source(style, 16), index, 16)
     torch.testing.assert_close(cut, expected, rtol=0, atol=0)
 

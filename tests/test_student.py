@@ -124,10 +124,11 @@ def test_style_patches_fold_and_unfold_like_torch():
         patches = torch.rand(2, 4 * 6, 3 * side * side)
         size = (64 + 2 * margin, 96 + 2 * margin)
         folded = F.fold(patches.transpose(1, 2), size, side, stride=16)
-        torch.testing.assert_close(
-            fold_patches(patches, 4, 6, side, 16),
-            folded[..., margin : margin + 64, margin : margin + 96],
-        )
+        expected = folded[..., margin : margin + 64, margin : margin + 96]
+        torch.testing.assert_close(fold_patches(patches, 4, 6, side, 16), expected)
+        if side == 32:  # the same patches, one plane per channel
+            planes = patches.unflatten(2, (3, side * side)).transpose(1, 2)
+            torch.testing.assert_close(fold_patches(planes, 4, 6, side, 16, True), expected)
 
 
 def test_the_texture_head_pastes_the_styles_own_pixels():
