@@ -11,8 +11,9 @@ held-out pair it prints
    soft-attention head: its mosaic forced to weight 1, its attention sharpened 10x).
    Students run at the teacher's size;
 3. with ``--match``: the untrained sttr-small (ImageNet tokenizers, its residual at zero:
-   the head's synthesis pass) with the head's nearest-patch search done other ways: the
-   exact search, shortlists of 4 and 16 instead of 8, and a 4x sparser bank.
+   the head's synthesis pass) with the nearest-patch bank on other grids: its grid
+   shifted, two grids, and the texture teacher's four (a patch every 4 px both ways).
+   The search is exact in each.
 
     python bench/distill_probes.py --work /tmp/dq2 --run /tmp/dq2/run-student
     python bench/distill_probes.py --work /tmp/dq2 --match --every 1
@@ -137,8 +138,7 @@ def texture_head_probes(work: Path, run: Path, every: int) -> None:
 
 
 def match_probes(work: Path, every: int) -> None:
-    """Fixed weights, so only the search differs: what the shortlist and the bank density
-    cost in the distillation score."""
+    """Fixed weights, so only the bank differs: what its density buys in the score."""
     from contextlib import ExitStack
     from unittest import mock
 
@@ -148,26 +148,16 @@ def match_probes(work: Path, every: int) -> None:
     from styledistill.metrics.perceptual import EfficientNetLite0, PerceptualDistance
     from styledistill.student import STTR, Stylizer
 
-    def exact_search(query, codes, cells):
-        bank_code, bank_norm = codes[..., :-1].transpose(1, 2), codes[..., -1].unsqueeze(1)
-        found = [
-            torch.baddbmm(bank_norm, rows, bank_code, alpha=-2.0).min(dim=-1)
-            for rows in query.split(512, dim=1)
-        ]
-        return torch.cat([f[0] for f in found], 1), torch.cat([f[1] for f in found], 1)
-
-    def sparse_codes(style, style_mask, side, cells):
-        codes = synthesis.style_codes(style, style_mask, side, cells).clone()
-        # only the first of the bank's 4 shifted grids may be chosen: a patch every side/2 px
-        codes[:, codes.shape[1] // 4 :, -1] = synthesis._NEVER
-        return codes
+    def grids(*shifts):
+        return [mock.patch.object(module, "BANK_SHIFTS", shifts) for module in (synthesis, sttr)]
 
     variants = {
-        "shortlist of 8 (default)": [],
-        "exact search": [mock.patch.object(synthesis, "_nearest_codes", exact_search)],
-        "shortlist of 4": [mock.patch.object(synthesis, "_SHORTLIST", 4)],
-        "shortlist of 16": [mock.patch.object(synthesis, "_SHORTLIST", 16)],
-        "bank every 8 px (4x sparser)": [mock.patch.object(sttr, "style_codes", sparse_codes)],
+        "one grid, a patch every 8 px (default)": [],
+        "that grid shifted by 4 px (not aligned with the content's patches)": grids((0, 0)),
+        "two grids, a patch every 8 px and 4 px along the diagonal": grids((0, 0), (1, 1)),
+        "the texture teacher's four grids (every 4 px both ways)": grids(
+            (0, 0), (0, 1), (1, 0), (1, 1)
+        ),
     }
     torch.manual_seed(0)
     stylizer = Stylizer(STTR.from_preset("sttr-small", backbone_weights="imagenet"), size=None)

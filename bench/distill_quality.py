@@ -221,6 +221,8 @@ def run_training(work: Path, data: Path, name: str, overrides: list[str], args) 
         str(args.perceptual_weight),
         "--texture-weight",
         str(args.texture_weight),
+        "--texture-tiles",
+        str(args.texture_tiles),
         "--threads",
         str(args.threads),
         "--no-progress",
@@ -366,6 +368,7 @@ def main() -> None:
     parser.add_argument("--pixel-weight", type=float, default=0.25)
     parser.add_argument("--perceptual-weight", type=float, default=0.2)
     parser.add_argument("--texture-weight", type=float, default=2.0)
+    parser.add_argument("--texture-tiles", type=int, default=2)
     parser.add_argument("--eval-every", type=int, default=400)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--grid", help="write a picture grid of held-out pairs here")

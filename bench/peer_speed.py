@@ -31,10 +31,11 @@ PREVIOUS_SMALL = {
     "decoder_channels": [96, 48, 24, 12],
     "decoder_skip_strides": [],
     "style_patches": 0,
+    "output_kernel": 3,
 }
 #: sttr-small with the soft-attention texture head (32 px patches) it had before the
 #: nearest-patch head: the "no slower than before" row for that change.
-ATTENTION_HEAD_SMALL = {"texture_head": "attention", "style_patches": 32}
+ATTENTION_HEAD_SMALL = {"texture_head": "attention", "style_patches": 32, "output_kernel": 3}
 
 
 def student_runner(model, size: int, threads: int, folder: Path):

@@ -86,14 +86,16 @@ def test_cli_export_writes_both_graphs_and_verifies(exported):
     assert int8 is not None and 0.0 < float(int8.group(1)) < 0.2
 
 
-def test_export_dynamic_shapes_match_pytorch_directly(exported, tmp_path):
-    """Beyond the built-in check: other sizes and batch 3 against STTR itself."""
+@pytest.mark.parametrize("style_hw", [(64, 40), (24, 64)])
+def test_export_dynamic_shapes_match_pytorch_directly(exported, style_hw):
+    """Beyond the built-in check: other sizes and batch 3 against STTR itself, with a
+    style of the traced shape and one of another (the patch bank's grid must follow)."""
     model = STTR.from_pretrained(exported["student"])
     runner = OnnxStylizer(exported["onnx"], threads=1)
     from styledistill.export import pad_batch
 
     rng = np.random.default_rng(3)
-    style = rng.random((1, 3, 64, 40), dtype=np.float32)
+    style = rng.random((1, 3, *style_hw), dtype=np.float32)
     style_padded, style_mask = pad_batch(style, 32)
     code = runner.encode_padded_style(style_padded, style_mask)
     for height, width in [(96, 32), (61, 77)]:

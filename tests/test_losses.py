@@ -109,6 +109,27 @@ def test_texture_ignores_where_marks_land_but_perceptual_does_not():
     assert float(moved["perceptual"]) > 0.5 * float(other["perceptual"])
 
 
+def test_tiled_statistics_see_where_light_and_dark_fall():
+    """Per-channel statistics of the whole map cannot tell an image from its halves
+    swapped; over a 2x2 grid of tiles they can. One tile is the whole-map rule."""
+    from styledistill.feature_stats import channel_mean_std
+    from styledistill.losses import relative_statistics_l1
+
+    left_dark = torch.cat([torch.rand(1, 8, 16, 8) * 0.2, torch.rand(1, 8, 16, 8) + 1.0], dim=3)
+    swapped = torch.flip(left_dark, dims=(3,))
+    assert float(relative_statistics_l1(swapped, left_dark)) < 0.05
+    assert float(relative_statistics_l1(swapped, left_dark, tiles=2)) > 0.5
+    other = torch.rand(2, 8, 12, 10)
+    mean, std = channel_mean_std(other, eps=1e-5)
+    t_mean, t_std = channel_mean_std(left_dark, eps=1e-5)
+    expected = ((mean - t_mean).abs().mean() + (std - t_std).abs().mean()) / t_std.mean()
+    torch.testing.assert_close(
+        relative_statistics_l1(other, left_dark.expand(2, -1, -1, -1)), expected
+    )
+    with pytest.raises(ConfigError, match="texture tiles 0 must be >= 1"):
+        DistillationLoss(LossWeights(pixel=1.0), texture_tiles=0)
+
+
 def test_feature_terms_decrease_on_a_tiny_overfit():
     """A free image optimised against the loss moves toward the teacher in every term."""
     loss = random_loss(LossWeights(pixel=1.0, perceptual=1.0, texture=1.0), "mobilenet_v2")

@@ -176,6 +176,8 @@ def test_bad_settings_are_clear_errors(dataset, tmp_path):
         train(tiny_config(tmp_path / "missing", tmp_path / "r"))
     with pytest.raises(ConfigError, match="fewer than one batch"):
         train(tiny_config(dataset, tmp_path / "r", batch_size=64))
+    with pytest.raises(ConfigError, match="texture-tiles must be >= 1"):
+        train(tiny_config(dataset, tmp_path / "r", texture_tiles=0))
 
 
 def test_learning_rate_defaults_follow_the_backbone_weights():
@@ -232,7 +234,7 @@ def test_tiny_student_overfits_and_saves_a_usable_student(dataset, tmp_path):
     )
     student_dir = train(config)
     losses = [r["loss"] for r in read_log(run) if r["type"] == "train"]
-    assert losses[0] / losses[-1] >= 5.0, losses
+    assert losses[0] / losses[-1] >= 4.0, losses  # ~5x: a 1x1 last conv, no 3x3 at full size
     # validation, baselines, grids and checkpoints are written
     evals = [r for r in read_log(run) if r["type"] == "eval"]
     assert [r["step"] for r in evals] == [50, 100]

@@ -52,6 +52,7 @@ class DemoPlan:
     pixel_weight: float = 0.25
     perceptual_weight: float = 0.2
     texture_weight: float = 2.0
+    texture_tiles: int = 2
 
 
 PLANS = {
@@ -336,6 +337,7 @@ def run_demo(
             pixel_weight=plan.pixel_weight,
             perceptual_weight=plan.perceptual_weight,
             texture_weight=plan.texture_weight,
+            texture_tiles=plan.texture_tiles,
             eval_every=plan.eval_every,
             save_every=plan.eval_every,
             val_fraction=0.2,

@@ -22,17 +22,21 @@ def luminance(image: torch.Tensor) -> torch.Tensor:
     Brightness alone is what content fusion and histogram matching change, so that
     the chroma (the style's palette) is left as the pasted patches had it.
     """
-    red, green, blue = image[..., 0, :, :], image[..., 1, :, :], image[..., 2, :, :]
-    return (0.299 * red + 0.587 * green + 0.114 * blue).unsqueeze(-3)
+    # a weighted sum over the channel axis: two ops in an ONNX graph, not eight
+    weights = image.new_tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    return (image * weights).sum(dim=-3, keepdim=True)
 
 
-def scale_to_luminance(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def scale_to_luminance(
+    image: torch.Tensor, target: torch.Tensor, current: torch.Tensor | None = None
+) -> torch.Tensor:
     """Scale each pixel's RGB so its luma becomes ``target [..., 1, H, W]``; chroma is kept.
 
     Scaling (not shifting) keeps the R:G:B ratios, so no colour the style lacks appears;
     the luma floor (1e-3) and the ratio cap (8) keep near-black pixels from blowing up.
+    ``current``: the image's :func:`luminance`, when the caller has it already.
     """
-    current = luminance(image).clamp_min(1e-3)
+    current = (luminance(image) if current is None else current).clamp_min(1e-3)
     return (image * (target / current).clamp(0.0, 8.0)).clamp(0.0, 1.0)
 
 

@@ -252,12 +252,29 @@ def relative_feature_l1(student: torch.Tensor, teacher: torch.Tensor) -> torch.T
     return F.l1_loss(student, teacher) / (teacher.abs().mean().detach() + 1e-6)
 
 
-def relative_statistics_l1(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """L1 between per-channel means and stds, relative to the teacher's mean std."""
-    s_mean, s_std = channel_mean_std(student, eps=_STATS_EPS)
-    t_mean, t_std = channel_mean_std(teacher, eps=_STATS_EPS)
+def relative_statistics_l1(
+    student: torch.Tensor, teacher: torch.Tensor, tiles: int = 1
+) -> torch.Tensor:
+    """L1 between per-channel means and stds, relative to the teacher's mean std.
+
+    ``tiles`` > 1: the statistics of each tile of a ``tiles`` x ``tiles`` grid (adaptive
+    pooling, so any feature size), which a global colour or contrast wash cannot match.
+    """
+    if tiles == 1:
+        s_mean, s_std = channel_mean_std(student, eps=_STATS_EPS)
+        t_mean, t_std = channel_mean_std(teacher, eps=_STATS_EPS)
+    else:
+        s_mean, s_std = _tile_mean_std(student, tiles)
+        t_mean, t_std = _tile_mean_std(teacher, tiles)
     difference = F.l1_loss(s_mean, t_mean) + F.l1_loss(s_std, t_std)
     return difference / (t_std.mean().detach() + 1e-6)
+
+
+def _tile_mean_std(features: torch.Tensor, tiles: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std over each tile of a ``tiles`` x ``tiles`` grid."""
+    mean = F.adaptive_avg_pool2d(features, tiles)
+    variance = (F.adaptive_avg_pool2d(features * features, tiles) - mean * mean).clamp_min(0.0)
+    return mean, (variance + _STATS_EPS).sqrt()
 
 
 class DistillationLoss(nn.Module):
@@ -276,9 +293,13 @@ class DistillationLoss(nn.Module):
         network_weights: str | os.PathLike | None = "imagenet",
         allow_random_weights: bool = False,
         perceptual_layers: Sequence[str] | None = None,
+        texture_tiles: int = 1,
     ) -> None:
         super().__init__()
         self.weights = LossWeights(**vars(weights)) if weights is not None else LossWeights()
+        if texture_tiles < 1:
+            raise ConfigError(f"texture tiles {texture_tiles} must be >= 1")
+        self.texture_tiles = texture_tiles
         if not self.active_terms():
             raise ConfigError("every loss term is off; give at least one term a weight > 0")
         self.network_name = resolve_loss_network(network)
@@ -369,7 +390,9 @@ class DistillationLoss(nn.Module):
             if w.texture > 0:
                 terms["texture"] = torch.stack(
                     [
-                        relative_statistics_l1(student_feats[name], target_feats["teacher"][name])
+                        relative_statistics_l1(
+                            student_feats[name], target_feats["teacher"][name], self.texture_tiles
+                        )
                         for name in self.style_layers
                     ]
                 ).mean()

@@ -207,6 +207,13 @@ def _loss(parser: argparse.ArgumentParser) -> None:
         help="loss-network feature statistics (mean/std) vs the teacher output",
     )
     g.add_argument(
+        "--texture-tiles",
+        type=int,
+        default=_default("texture_tiles"),
+        metavar="N",
+        help="take the texture statistics per tile of an N x N grid (1: whole image)",
+    )
+    g.add_argument(
         "--content-weight",
         type=float,
         default=_default("content_weight"),

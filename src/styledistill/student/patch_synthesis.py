@@ -5,10 +5,10 @@ the output is replaced by the nearest style patch, the overlaps are averaged wit
 that favour good matches, and the brightness is pulled back toward the content where the
 content has edges. Soft attention over patches cannot do this: it averages many patches
 into a blur. This module does the teacher's finest pass once, with a hard nearest-patch
-choice, in operations ONNX knows (slices, reshapes, matmul, top-k, gather, pooling):
+choice, in operations ONNX knows (slices, reshapes, matmul, min, gather, pooling):
 
-* :func:`style_patch_bank` cuts the style into ``side`` x ``side`` patches every
-  ``side / 4`` pixels and flags those that overhang the real style;
+* :func:`style_patch_bank` cuts the style into ``side`` x ``side`` patches on the grids
+  of :data:`BANK_SHIFTS` and flags those that overhang the real style;
 * :func:`paste_nearest_patches` matches each half-overlapping patch of an image to the
   bank on its brightness pooled to an 8 x 8 grid and its chroma to 4 x 4, and
   overlap-adds the chosen full-resolution patches (triangular window times a robust
@@ -29,6 +29,7 @@ from torch import Tensor
 from ..image_ops import luminance, scale_to_luminance
 
 __all__ = [
+    "BANK_SHIFTS",
     "DESCRIPTOR_CELLS",
     "bank_codes",
     "code_size",
@@ -47,12 +48,17 @@ __all__ = [
 #: By default a patch is matched on its brightness averaged over an 8 x 8 grid (and its
 #: chroma over 4 x 4): on held-out teacher pairs a 4 x 4 grid loses the content's edges.
 DESCRIPTOR_CELLS = 8
+#: The bank's grids of half-overlapping patches (one every ``side / 2`` px), each shifted
+#: by (rows, cols) quarter patches. One grid, aligned with the content's patches (so an
+#: image pasted from its own bank is itself): on held-out teacher pairs, searched
+#: exactly, it closes 59% / 70% of the gap where the texture teacher's four grids (a
+#: patch every ``side / 4`` px both ways) close 61% / 69%, at a quarter of their
+#: matching cost (bench/distill_probes.py --match).
+BANK_SHIFTS: tuple[tuple[int, int], ...] = ((1, 1),)
 # Content patches scored against the bank at once (eager mode): bounds the score matrix
 # however large the content (a 4000 px photo at native size has 250k patches), and a block
 # that stays in cache is scored about 2x faster than one 4096-row matrix (measured).
 _QUERY_BLOCK = 512
-# Bank patches shortlisted per content patch by a coarse match before the exact one.
-_SHORTLIST = 8
 # The squared norm given to a patch that must never be chosen (real ones are <= 3*cells^2).
 _NEVER = 1.0e4
 # The robust aggregation of the teacher: a match counts ||x - z||^(r - 2), r = 0.8.
@@ -89,32 +95,36 @@ def unfold_patches(image: Tensor, side: int, stride: int, pad_mode: str = "repli
     return _neighbourhoods(padded, rows, cols, stride)
 
 
-def fold_patches(
-    patches: Tensor, rows: int, cols: int, side: int, stride: int, planar: bool = False
-) -> Tensor:
+def fold_patches(patches: Tensor, rows: int, cols: int, side: int, stride: int) -> Tensor:
     """Overlap-add ``[B, rows*cols, C*side*side]`` patches into ``[B, C, rows*s, cols*s]``.
 
     The layout of :func:`unfold_patches` (the overhang is cropped), as sums of shifted
     reshapes (no col2im), so it exports to ONNX at any opset and matches ``F.fold``.
-    ``planar``: patches given one plane per channel, ``[B, C, rows*cols, side*side]``
-    (what :func:`cut_bank_patches` gives), for ``side = 2 * stride`` only.
     """
     batch = patches.shape[0]
-    if side == stride and not planar:
+    if side == stride:
         blocks = patches.reshape(batch, rows, cols, -1, stride, stride)
         return blocks.permute(0, 3, 1, 4, 2, 5).reshape(batch, -1, rows * stride, cols * stride)
     if side != 2 * stride:
         raise ValueError(f"fold_patches: side {side} must be the stride {stride} or twice it")
-    # each patch is 2x2 blocks of s x s; block (a, b) of patch (r, c) lands on block
-    # (r + a, c + b) of a (rows+1) x (cols+1) grid: four shifted sums, then one transpose
-    if not planar:
-        patches = patches.reshape(batch, rows * cols, -1, side * side).transpose(1, 2)
-    quads = patches.reshape(batch, -1, rows, cols, 2, stride, 2, stride)
+    quads = patches.reshape(batch, rows, cols, -1, 2, stride, 2, stride)
+    parts = [
+        quads[:, :, :, :, a, :, b, :].permute(0, 3, 1, 2, 4, 5) for a in (0, 1) for b in (0, 1)
+    ]
+    return _overlap_add_quadrants(parts, rows, cols, stride)
+
+
+def _overlap_add_quadrants(parts: list[Tensor], rows: int, cols: int, stride: int) -> Tensor:
+    """Quadrants (a, b) = (0,0), (0,1), (1,0), (1,1) of half-overlapping ``2s`` patches,
+    each ``[B, C, rows, cols, s, s]`` -> their overlap-add ``[B, C, rows*s, cols*s]`` (the
+    overhang cropped). Quadrant (a, b) of patch (r, c) lands on block (r + a, c + b) of a
+    ``(rows+1) x (cols+1)`` grid of ``s x s`` blocks: four shifted sums, one transpose."""
     total = None
-    for a in (0, 1):
-        for b in (0, 1):  # [B, C, rows, cols, s, s], moved along rows and cols
-            part = F.pad(quads[:, :, :, :, a, :, b, :], (0, 0, 0, 0, b, 1 - b, a, 1 - a))
-            total = part if total is None else total + part
+    for (a, b), part in zip(((0, 0), (0, 1), (1, 0), (1, 1)), parts):
+        part = F.pad(part, (0, 0, 0, 0, b, 1 - b, a, 1 - a))  # moved along rows and cols
+        total = part if total is None else total + part
+    assert total is not None
+    batch = total.shape[0]
     image = total.permute(0, 1, 2, 4, 3, 5)
     image = image.reshape(batch, -1, (rows + 1) * stride, (cols + 1) * stride)
     margin = stride // 2
@@ -122,12 +132,12 @@ def fold_patches(
 
 
 def style_patch_bank(style: Tensor, style_mask: Tensor | None, side: int) -> tuple[Tensor, Tensor]:
-    """Padded style ``[B,3,H,W]`` -> (patches ``[B, 4*(H/s)*(W/s), 3*side*side]``,
-    invalid ``[B, same]`` bool), ``s = side / 2``.
+    """Padded style ``[B,3,H,W]`` -> (patches ``[B, G*(H/s)*(W/s), 3*side*side]``,
+    invalid ``[B, same]`` bool), ``s = side / 2``, ``G = len(BANK_SHIFTS)``.
 
-    Four half-overlapping grids shifted by ``side / 4`` give a patch every ``side / 4``
-    pixels (the teacher's bank is as dense). A patch is invalid when any of its pixels
-    lies outside the real style (the padding, or the replicated overhang at the border).
+    One half-overlapping grid per :data:`BANK_SHIFTS` entry, numbered grid by grid. A
+    patch is invalid when any of its pixels lies outside the real style (the padding, or
+    the replicated overhang at the border).
     """
     stride = side // 2
     rows, cols = style.shape[-2] // stride, style.shape[-1] // stride
@@ -139,14 +149,13 @@ def style_patch_bank(style: Tensor, style_mask: Tensor | None, side: int) -> tup
 
 
 def _shifted_grids(image: Tensor, stride: int, pad_mode: str) -> list[Tensor]:
-    """The bank's numbering, in one place: its 4 grids start at (0,0), (0,q), (q,0), (q,q),
-    ``q = stride / 2``; each is ``image`` shifted so that grid starts at its corner and
-    padded (``pad_mode``) by the shift plus one ``stride`` at the bottom and right."""
+    """The bank's numbering, in one place: grid ``g`` starts at :data:`BANK_SHIFTS` ``[g]``
+    times ``q = stride / 2``; each is ``image`` shifted so that grid starts at its corner
+    and padded (``pad_mode``) by the shift plus one ``stride`` at the bottom and right."""
     quarter = stride // 2
     return [
         F.pad(image[..., dy:, dx:], (0, dx + stride, 0, dy + stride), mode=pad_mode)
-        for dy in (0, quarter)
-        for dx in (0, quarter)
+        for dy, dx in ((rows * quarter, cols * quarter) for rows, cols in BANK_SHIFTS)
     ]
 
 
@@ -226,34 +235,42 @@ def patch_source(style: Tensor, side: int) -> tuple[Tensor, Tensor]:
     ``[B,3,H*W]`` and its patch grid ``[B,2]`` (rows, cols every ``side / 2`` px) as
     numbers, so a graph that receives them needs no shape arithmetic (the bank itself,
     16x larger, is never stored)."""
-    batch, _, height, width = style.shape
     stride = side // 2
-    grid = style.new_tensor([height // stride, width // stride]).expand(batch, 2)
-    return style.flatten(2), grid
+    # counted with tensor ops, not read off the shape as Python numbers: an exported
+    # style graph would keep the traced style's grid as a constant for every style
+    rows = torch.ones_like(style[:, 0, :, 0]).sum(dim=1) / stride
+    cols = torch.ones_like(style[:, 0, 0, :]).sum(dim=1) / stride
+    return style.flatten(2), torch.stack([rows, cols], dim=1).floor()
 
 
 def cut_bank_patches(pixels: Tensor, grid: Tensor, index: Tensor, side: int) -> Tensor:
     """Bank patches ``index [B,N]`` (numbered as :func:`style_patch_bank` numbers them) cut
-    from :func:`patch_source`'s pixels, one plane per channel: ``[B,3,N,side*side]``, the
-    overhang edge-replicated."""
+    from :func:`patch_source`'s pixels, the overhang edge-replicated, laid out by quadrant
+    as overlap-adding reads them: ``[B, 3, 2, 2, N, s, s]``, ``s = side / 2``; element
+    ``[:, :, a, b, n]`` is the ``s x s`` quadrant (a, b) of patch ``n``."""
     stride, quarter = side // 2, side // 4
     rows, cols = grid.round().long().unbind(dim=1)  # [B] each
     rows, cols = rows[:, None], cols[:, None]
     per_grid = rows * cols
-    shift = torch.div(index, per_grid, rounding_mode="floor")  # which of the 4 grids
+    shift = torch.div(index, per_grid, rounding_mode="floor")  # which grid
     cell = index - shift * per_grid
     row = torch.div(cell, cols, rounding_mode="floor")
-    top = torch.div(shift, 2, rounding_mode="floor") * quarter + row * stride
-    left = (shift % 2) * quarter + (cell - row * cols) * stride
+    corner = torch.tensor(BANK_SHIFTS, device=index.device)[shift] * quarter  # [B,N,2]
+    top = corner[..., 0] + row * stride
+    left = corner[..., 1] + (cell - row * cols) * stride
     offsets = torch.arange(side, device=index.device)
     ys = torch.minimum(top.unsqueeze(-1) + offsets, (rows * stride - 1).unsqueeze(-1))
     xs = torch.minimum(left.unsqueeze(-1) + offsets, (cols * stride - 1).unsqueeze(-1))
-    flat = ys.unsqueeze(-1) * (cols * stride).unsqueeze(-1).unsqueeze(-1) + xs.unsqueeze(-2)
     batch, count = index.shape
+    # [B,N,side] -> [B,2,N,s]: the quadrant's half of each coordinate leads
+    width = (cols * stride).view(-1, 1, 1, 1)  # the grid may be one row for the batch
+    ys = ys.reshape(batch, count, 2, stride).transpose(1, 2) * width
+    xs = xs.reshape(batch, count, 2, stride).transpose(1, 2)
+    flat = ys[:, :, None, :, :, None] + xs[:, None, :, :, None, :]  # [B,2,2,N,s,s]
     # a gather per element, not along an axis: onnxruntime's Gather on the pixel axis of
     # [3, H*W] is about 3x slower at 384 px (measured)
     cut = torch.gather(pixels, 2, flat.reshape(batch, 1, -1).expand(-1, pixels.shape[1], -1))
-    return cut.reshape(batch, pixels.shape[1], count, side * side)
+    return cut.reshape(batch, pixels.shape[1], 2, 2, count, stride, stride)
 
 
 def paste_nearest_patches(
@@ -274,49 +291,37 @@ def paste_nearest_patches(
     The choice itself passes no gradient.
     """
     height, width = image.shape[-2:]
-    rows, cols = height // (side // 2), width // (side // 2)
+    stride = side // 2
+    rows, cols = height // stride, width // stride
     pooled = unfold_patches(F.avg_pool2d(image, side // cells), cells, cells // 2, "reflect")
     query = _match_code(pooled.unflatten(2, (3, cells, cells)), cells)  # [B,N,code]
-    best, nearest = _nearest_codes(query, codes, cells)  # [B,N]
+    best, nearest = _nearest_codes(query, codes)  # [B,N]
     distance = (best + query.pow(2).sum(-1)).clamp_min(0.0) / query.shape[-1]
     robust = (distance + 1e-4).pow(_ROBUST_EXPONENT)
-    chosen = cut_bank_patches(pixels, grid, nearest, side)  # [B,3,N,side*side]
-    weights = (robust.unsqueeze(-1) * triangular_window(side, image)).unsqueeze(1)
+    chosen = cut_bank_patches(pixels, grid, nearest, side)  # [B,3,2,2,N,s,s]
+    window = triangular_window(side, image).reshape(2, stride, 2, stride).transpose(1, 2)
+    weights = robust[:, None, None, None, :, None, None] * window[:, :, None]
     # the weights ride as a 4th plane: one overlap-add gives the sum and its total
-    planes = torch.cat([chosen * weights, weights], dim=1)
-    summed = fold_patches(planes, rows, cols, side, side // 2, planar=True)
+    planes = torch.cat([chosen * weights, weights], dim=1)  # [B,4,2,2,N,s,s]
+    parts = [
+        planes[:, :, a, b].reshape(planes.shape[0], 4, rows, cols, stride, stride)
+        for a in (0, 1)
+        for b in (0, 1)
+    ]
+    summed = _overlap_add_quadrants(parts, rows, cols, stride)
     return summed[:, :3] / summed[:, 3:].clamp_min(1e-8)
 
 
-def _halve_code(codes: Tensor, cells: int) -> Tensor:
-    """Match codes on a ``cells`` grid -> the same patches' codes on half that grid."""
-    luma, chroma = codes[..., : cells * cells], codes[..., cells * cells :]
-    half, quarter = cells // 2, cells // 4
-    luma = luma.unflatten(-1, (half, 2, half, 2)).mean(dim=(-3, -1)).flatten(-2)
-    chroma = chroma.unflatten(-1, (2, quarter, 2, quarter, 2)).mean(dim=(-3, -1)).flatten(-3)
-    return torch.cat([luma, chroma], dim=-1)
-
-
-def _nearest_codes(query: Tensor, codes: Tensor, cells: int) -> tuple[Tensor, Tensor]:
-    """``min_s ||s||^2 - 2 q.s`` and its index for each query row: a shortlist of
-    ``_SHORTLIST`` bank patches by codes on half the grid (a quarter of the numbers), then
-    the exact choice among them; in blocks of rows (one block when exporting: the graph
-    keeps its sizes dynamic)."""
-    bank_code, bank_norm = codes[..., :-1], codes[..., -1]
-    coarse = _halve_code(bank_code, cells)
-    coarse_norm = torch.where(bank_norm >= _NEVER, bank_norm, coarse.pow(2).sum(-1))
+def _nearest_codes(query: Tensor, codes: Tensor) -> tuple[Tensor, Tensor]:
+    """``min_s ||s||^2 - 2 q.s`` and its index for each query row, exactly: one matmul per
+    block of rows (one block when exporting: the graph keeps its sizes dynamic)."""
     # ||q - s||^2 = ||q||^2 - 2 q.s + ||s||^2: all but ||q||^2 in one matmul, [q, 1].[-2s, ||s||^2]
-    scorer = torch.cat([-2.0 * coarse, coarse_norm.unsqueeze(-1)], dim=-1).transpose(1, 2)
-    flat_code, flat_norm = bank_code.flatten(0, 1), bank_norm.flatten(0, 1)
-    first = (torch.arange(codes.shape[0], device=codes.device) * codes.shape[1])[:, None, None]
+    scorer = torch.cat([-2.0 * codes[..., :-1], codes[..., -1:]], dim=-1).transpose(1, 2)
 
     def nearest(rows: Tensor) -> tuple[Tensor, Tensor]:
-        scores = F.pad(_halve_code(rows, cells), (0, 1), value=1.0) @ scorer
-        shortlist = scores.topk(_SHORTLIST, dim=-1, largest=False, sorted=False).indices
-        flat = shortlist + first  # [B,n,k] rows of the flattened bank
-        exact = flat_norm[flat] - 2.0 * (flat_code[flat] * rows.unsqueeze(2)).sum(-1)
-        best, pick = exact.min(dim=-1)
-        return best, torch.gather(shortlist, 2, pick.unsqueeze(-1)).squeeze(-1)
+        scores = F.pad(rows, (0, 1), value=1.0) @ scorer
+        index = scores.argmin(dim=-1, keepdim=True)  # then one gather: min() exports as
+        return scores.gather(-1, index).squeeze(-1), index.squeeze(-1)  # two full passes
 
     if torch.onnx.is_in_onnx_export() or query.shape[1] <= _QUERY_BLOCK:
         return nearest(query)
@@ -352,4 +357,4 @@ def fuse_luminance(
     current = luminance(mosaic)
     fused = (current + weight * content_luminance) / (1.0 + weight)
     fused = fused + weight / (1.0 + weight) * (current - _box_blur(current, detail_radius))
-    return scale_to_luminance(mosaic, fused)
+    return scale_to_luminance(mosaic, fused, current)

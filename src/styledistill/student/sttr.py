@@ -43,6 +43,7 @@ from ..errors import CheckpointError, ConfigError
 from ..image_ops import luminance, scale_to_luminance
 from ..plumbing import atomic_path
 from .patch_synthesis import (
+    BANK_SHIFTS,
     DESCRIPTOR_CELLS,
     code_size,
     edge_weight,
@@ -107,6 +108,13 @@ class STTRConfig:
     #: its tokens are 16x coarser than the pixels, and distilled teachers keep the
     #: content's edges, which a cheap full-resolution path gives back for ~7 MMAC.
     content_skip: bool = False
+    #: Kernel of that last conv with ``content_skip``: 3 (a 3x3 over the decoder features
+    #: and the skip images, reflection-padded) or 1. Half the small preset's content path
+    #: runs at full resolution and a 3x3 conv there with 4 outputs is its costliest op in
+    #: onnxruntime (about 5 ms of ~55 at 384 px against 0.7 ms for a 1x1, measured); its
+    #: inputs (the upsampled features, the synthesised and recoloured images) already
+    #: carry their neighbourhoods.
+    output_kernel: int = 3
     #: With ``content_skip``: also feed the content recoloured to the style's RGB mean/std
     #: (AdaIN on pixels; the style's statistics travel as one extra memory token that
     #: attention never sees), scaled/shifted per image from the pooled style memory.
@@ -137,7 +145,8 @@ class STTRConfig:
     #: averages patches, so its mosaic is blurred). ``"nearest"``: the texture teacher's
     #: finest pass done once (``patch_synthesis``): every half-overlapping
     #: ``style_patches`` patch of the recoloured content is replaced by its nearest style
-    #: patch (bank: one patch every ``style_patches / 4`` px, matched on colours pooled to a
+    #: patch (bank: one patch every ``style_patches / 2`` px, on the grid of
+    #: ``patch_synthesis.BANK_SHIFTS``, matched on colours pooled to a
     #: ``patch_descriptor_cells`` grid), brightness pulled back toward the content on its
     #: edges, brightness histogram matched to the style's. A learned gate (from the
     #: decoder's full-resolution features) says where the output follows it. Needs the
@@ -204,6 +213,8 @@ class STTRConfig:
             )
         if self.backbone_norm not in ("frozen", "batch"):
             raise ConfigError(f"{source}: backbone_norm must be 'frozen' or 'batch'")
+        if self.output_kernel not in (1, 3):
+            raise ConfigError(f"{source}: output_kernel {self.output_kernel} must be 1 or 3")
         if self.colour_transfer not in ("meanstd", "histogram"):
             raise ConfigError(f"{source}: colour_transfer must be 'meanstd' or 'histogram'")
         if self.colour_film and (not self.content_skip or self.d_model < 6):
@@ -301,7 +312,7 @@ def _sttr_small() -> STTRConfig:
     d=128 with 4 heads, FFN 512, 2 encoder + 2 decoder layers, a slim image decoder
     (64..8 channels) that receives AdaIN-matched content features at strides 8 and 4
     (``decoder_skip_strides``) and the content image at full resolution
-    (``content_skip``), no dropout, and the output predicted as a change to the content
+    (``content_skip``, through a 1x1 last conv), no dropout, and the output predicted as a change to the content
     histogram-matched to the style (``colour_film`` with ``colour_transfer="histogram"``),
     with the teacher's texture drawn by a nearest-patch head (16 px style patches, see
     ``patch_synthesis``) that a learned gate blends in: on held-out teacher pairs a soft
@@ -322,6 +333,7 @@ def _sttr_small() -> STTRConfig:
         decoder_channels=[64, 32, 16, 8],
         dropout=0.0,  # 0.1 stalls a model this small (measured: loss flat for 100+ steps)
         content_skip=True,
+        output_kernel=1,
         colour_film=True,
         colour_transfer="histogram",
         decoder_skip_strides=[8, 4],
@@ -814,21 +826,28 @@ class STTR(nn.Module):
             extra = (6 if config.colour_film else 3) + (3 if config.style_patches else 0)
             # + for the nearest-patch head, a 4th output: the gate (logit) that decides where
             # the output follows the synthesised texture
-            widened = nn.Conv2d(last.in_channels + extra, 4 if self._nearest_head else 3, 3)
+            kernel = config.output_kernel
+            widened = nn.Conv2d(last.in_channels + extra, 4 if self._nearest_head else 3, kernel)
+            if kernel == 1:  # no border to pad for a 1x1
+                self.image_decoder[-2] = nn.Identity()
+            centre = kernel // 2
             with torch.no_grad():  # start close to the skip image itself: learn the change
                 widened.weight.zero_()
                 widened.bias.zero_()
                 if self._nearest_head:  # start as the synthesis pass, followed almost everywhere
                     widened.bias[3] = 3.0
                 else:
-                    widened.weight[:, : last.in_channels].copy_(last.weight * 0.1)
+                    taps = last.weight[..., 1 - centre : 2 + centre, 1 - centre : 2 + centre]
+                    widened.weight[:, : last.in_channels].copy_(taps * 0.1)
                 if not self._residual_output:  # else the output is already the recoloured image
                     start = last.in_channels + (6 if config.colour_film else 3) - 3
                     for channel in range(3):  # the recoloured content, or the content
-                        widened.weight[channel, start + channel, 1, 1] = 4.0
+                        widened.weight[channel, start + channel, centre, centre] = 4.0
                 if config.style_patches and config.texture_head == "attention":
                     for channel in range(3):  # start half way to the mosaic (logit space)
-                        widened.weight[channel, last.in_channels + extra - 3 + channel, 1, 1] = 0.5
+                        widened.weight[
+                            channel, last.in_channels + extra - 3 + channel, centre, centre
+                        ] = 0.5
             self.image_decoder[-1] = widened
         if config.style_patches and not self._nearest_head:
             self.patch_query = nn.Linear(dim, dim)
@@ -896,10 +915,12 @@ class STTR(nn.Module):
     @property
     def patches_per_style_token(self) -> int:
         """Style pixel patches carried per style token: one for the attention head; the
-        nearest-patch bank holds one every ``style_patches / 4`` px."""
+        nearest-patch bank holds one per ``style_patches / 2`` px cell on each of its
+        grids (:data:`BANK_SHIFTS`)."""
         if not self._nearest_head:
             return 1
-        return 4 * (self.config.style_stride // (self.config.style_patches // 2)) ** 2
+        cells = (self.config.style_stride // (self.config.style_patches // 2)) ** 2
+        return len(BANK_SHIFTS) * cells
 
     @property
     def _bank_values(self) -> int:
@@ -976,10 +997,11 @@ class STTR(nn.Module):
             base, pixels, grid, codes, side, self.config.patch_descriptor_cells
         )
         fused = fuse_luminance(mosaic, luminance(base), edge_weight(content))
+        brightness = luminance(fused)
         target = match_channel_quantiles(
-            luminance(fused), content_mask, luminance_quantiles.expand(base.shape[0], -1, -1)
+            brightness, content_mask, luminance_quantiles.expand(base.shape[0], -1, -1)
         )
-        return scale_to_luminance(fused, target)
+        return scale_to_luminance(fused, target, brightness)
 
     def _skip_token_counts(self) -> list[int]:
         """Memory tokens holding the style's mean/std at each decoder skip stride."""

@@ -634,7 +634,7 @@ class TextureTeacher:
                         # exactly that of the pasted style patches
                         current = luminance(output)
                         target = self._fuse(current, content_luminance, weight)
-                        output = scale_to_luminance(output, target)
+                        output = scale_to_luminance(output, target, current)
                     else:
                         output = self._fuse(output, content_in_style_colours, weight)
                     output = output.clamp(0, 1)

@@ -131,6 +131,7 @@ def _loss_function(config: TrainConfig) -> nn.Module:
         network=config.loss_network,
         network_weights=config.loss_network_weights,
         allow_random_weights=config.allow_random_loss_network,
+        texture_tiles=config.texture_tiles,
     )
 
 
