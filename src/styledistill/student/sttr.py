@@ -103,7 +103,7 @@ class STTRConfig:
     decoder_channels: list[int] | None = None
     #: "sigmoid" (smooth, keeps gradients for pixels near 0/1) or "clamp".
     output_activation: str = "sigmoid"
-    #: Feed the content image (full resolution) into the last 3x3 conv, next to the
+    #: Feed the content image (full resolution) into the last conv, next to the
     #: decoder features. Off for the paper preset (exact STTR). The small preset uses it:
     #: its tokens are 16x coarser than the pixels, and distilled teachers keep the
     #: content's edges, which a cheap full-resolution path gives back for ~7 MMAC.

@@ -1,0 +1,95 @@
+"""Where the time goes in sttr-small's exported content path: onnxruntime's own profiler.
+
+Exports the student (random weights unless ``--checkpoint``; speed does not depend on
+them), encodes one style, runs the content graph ``--runs`` times with profiling on, and
+prints the slowest nodes and the time per part of the network (the tokenizer backbone,
+the transformer, the image decoder, and the rest: the texture head, the histogram prior
+and the glue between them). Kernel times only, summed over the runs and divided by them.
+
+    python bench/onnx_profile.py --size 384 --top 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from onnx_vs_torch import machine  # bench/ is on sys.path when run as a script
+
+PARTS = {"features": "backbone", "decoder": "transformer", "image_decoder": "image decoder"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", help="a trained student folder (default: random)")
+    parser.add_argument("--size", type=int, default=384, help="content side")
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--top", type=int, default=15, help="slowest nodes to list")
+    parser.add_argument("--threads", type=int, default=None, help="default: all cores")
+    args = parser.parse_args()
+
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from styledistill.export import OnnxStylizer, export_onnx, pad_batch
+    from styledistill.student import STTR
+
+    threads = args.threads or os.cpu_count() or 1
+    torch.manual_seed(0)
+    model = (
+        STTR.from_pretrained(args.checkpoint) if args.checkpoint else STTR.from_preset("sttr-small")
+    )
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "student.onnx"
+        export_onnx(model.eval(), path, size=args.size, verify_sizes=[(args.size, args.size)])
+        stylizer = OnnxStylizer(path, threads=threads)
+        side = model.config.style_size or args.size
+        code = stylizer.encode_padded_style(
+            *pad_batch(rng.random((1, 3, side, side), dtype=np.float32), 32)
+        )
+        content, mask = pad_batch(rng.random((1, 3, args.size, args.size), dtype=np.float32), 32)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(folder) / "profile")
+        stylizer.session = ort.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        stylizer.run_padded(content, mask, code)  # warm-up, counted below as one more run
+        for _ in range(args.runs):
+            stylizer.run_padded(content, mask, code)
+        events = json.loads(Path(stylizer.session.end_profiling()).read_text())
+    runs = args.runs + 1
+    nodes: collections.Counter[str] = collections.Counter()
+    kinds: dict[str, str] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            name = event["name"][: -len("_kernel_time")]
+            nodes[name] += event["dur"] / 1000 / runs
+            kinds[name] = event["args"]["op_name"]
+    parts: collections.Counter[str] = collections.Counter()
+    for name, ms in nodes.items():
+        scope = name.strip("/").split("/")[0].split(".")[0]
+        parts[PARTS.get(scope, "texture head, histogram prior, glue")] += ms
+    print(f"machine: {machine()}")
+    print(f"onnxruntime {ort.__version__}, {threads} threads, {args.size}x{args.size}, batch 1")
+    print("\n| part | ms per run | share |\n|---|---|---|")
+    total = sum(parts.values())
+    for part, ms in parts.most_common():
+        print(f"| {part} | {ms:.1f} | {ms / total:.0%} |")
+    print(f"| all {len(nodes)} nodes | {total:.1f} | |")
+    print("\n| slowest nodes | op | ms per run |\n|---|---|---|")
+    for name, ms in nodes.most_common(args.top):
+        print(f"| {name} | {kinds[name]} | {ms:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
