@@ -5,7 +5,7 @@ the output is replaced by the nearest style patch, the overlaps are averaged wit
 that favour good matches, and the brightness is pulled back toward the content where the
 content has edges. Soft attention over patches cannot do this: it averages many patches
 into a blur. This module does the teacher's finest pass once, with a hard nearest-patch
-choice, in operations ONNX knows (slices, reshapes, matmul, min, gather, pooling):
+choice, in operations ONNX knows (slices, reshapes, matmul, argmin, gather, pooling):
 
 * :func:`style_patch_bank` cuts the style into ``side`` x ``side`` patches on the grids
   of :data:`BANK_SHIFTS` and flags those that overhang the real style;
