@@ -7,8 +7,9 @@ can both use it without importing each other (one copy of each rule, issue #14).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["channel_mean_std"]
+__all__ = ["channel_mean_std", "tile_mean_std"]
 
 
 def channel_mean_std(features: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -20,3 +21,13 @@ def channel_mean_std(features: torch.Tensor, eps: float) -> tuple[torch.Tensor, 
     """
     flat = features.flatten(2)
     return flat.mean(dim=2), (flat.var(dim=2, unbiased=False) + eps).sqrt()
+
+
+def tile_mean_std(
+    features: torch.Tensor, tiles: int, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`channel_mean_std` of each tile of a ``tiles`` x ``tiles`` grid over
+    ``features [B,C,H,W]``: ``[B,C,tiles,tiles]`` each (adaptive pooling, so any size)."""
+    mean = F.adaptive_avg_pool2d(features, tiles)
+    variance = (F.adaptive_avg_pool2d(features * features, tiles) - mean * mean).clamp_min(0.0)
+    return mean, (variance + eps).sqrt()

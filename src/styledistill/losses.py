@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import CheckpointError, ConfigError
-from .feature_stats import channel_mean_std
+from .feature_stats import channel_mean_std, tile_mean_std
 
 __all__ = [
     "LOSS_NETWORKS",
@@ -264,17 +264,10 @@ def relative_statistics_l1(
         s_mean, s_std = channel_mean_std(student, eps=_STATS_EPS)
         t_mean, t_std = channel_mean_std(teacher, eps=_STATS_EPS)
     else:
-        s_mean, s_std = _tile_mean_std(student, tiles)
-        t_mean, t_std = _tile_mean_std(teacher, tiles)
+        s_mean, s_std = tile_mean_std(student, tiles, eps=_STATS_EPS)
+        t_mean, t_std = tile_mean_std(teacher, tiles, eps=_STATS_EPS)
     difference = F.l1_loss(s_mean, t_mean) + F.l1_loss(s_std, t_std)
     return difference / (t_std.mean().detach() + 1e-6)
-
-
-def _tile_mean_std(features: torch.Tensor, tiles: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std over each tile of a ``tiles`` x ``tiles`` grid."""
-    mean = F.adaptive_avg_pool2d(features, tiles)
-    variance = (F.adaptive_avg_pool2d(features * features, tiles) - mean * mean).clamp_min(0.0)
-    return mean, (variance + _STATS_EPS).sqrt()
 
 
 class DistillationLoss(nn.Module):

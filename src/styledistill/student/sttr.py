@@ -312,8 +312,9 @@ def _sttr_small() -> STTRConfig:
     d=128 with 4 heads, FFN 512, 2 encoder + 2 decoder layers, a slim image decoder
     (64..8 channels) that receives AdaIN-matched content features at strides 8 and 4
     (``decoder_skip_strides``) and the content image at full resolution
-    (``content_skip``, through a 1x1 last conv), no dropout, and the output predicted as a change to the content
-    histogram-matched to the style (``colour_film`` with ``colour_transfer="histogram"``),
+    (``content_skip``, through a 1x1 last conv), no dropout, and the output predicted as
+    a change to the content histogram-matched to the style (``colour_film`` with
+    ``colour_transfer="histogram"``),
     with the teacher's texture drawn by a nearest-patch head (16 px style patches, see
     ``patch_synthesis``) that a learned gate blends in: on held-out teacher pairs a soft
     attention head over 32 px patches blurred the texture away (bench/RESULTS.md).
