@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from onnx_vs_torch import machine  # bench/ is on sys.path when run as a script
+from peer_speed import exported_student, load_student
 
 PARTS = {"features": "backbone", "decoder": "transformer", "image_decoder": "image decoder"}
 
@@ -34,38 +35,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="default: all cores")
     args = parser.parse_args()
 
-    import numpy as np
     import onnxruntime as ort
     import torch
 
-    from styledistill.export import OnnxStylizer, export_onnx, pad_batch
-    from styledistill.student import STTR
-
     threads = args.threads or os.cpu_count() or 1
     torch.manual_seed(0)
-    model = (
-        STTR.from_pretrained(args.checkpoint) if args.checkpoint else STTR.from_preset("sttr-small")
-    )
-    rng = np.random.default_rng(0)
+    model = load_student(args.checkpoint)
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "student.onnx"
-        export_onnx(model.eval(), path, size=args.size, verify_sizes=[(args.size, args.size)])
-        stylizer = OnnxStylizer(path, threads=threads)
-        side = model.config.style_size or args.size
-        code = stylizer.encode_padded_style(
-            *pad_batch(rng.random((1, 3, side, side), dtype=np.float32), 32)
-        )
-        content, mask = pad_batch(rng.random((1, 3, args.size, args.size), dtype=np.float32), 32)
+        stylizer, arguments = exported_student(model.eval(), args.size, threads, Path(folder))
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(folder) / "profile")
         stylizer.session = ort.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
+            str(stylizer.path), options, providers=["CPUExecutionProvider"]
         )
-        stylizer.run_padded(content, mask, code)  # warm-up, counted below as one more run
-        for _ in range(args.runs):
-            stylizer.run_padded(content, mask, code)
+        for _ in range(args.runs + 1):  # the first warms up; it is averaged in with the rest
+            stylizer.run_padded(*arguments)
         events = json.loads(Path(stylizer.session.end_profiling()).read_text())
     runs = args.runs + 1
     nodes: collections.Counter[str] = collections.Counter()

@@ -38,8 +38,10 @@ PREVIOUS_SMALL = {
 ATTENTION_HEAD_SMALL = {"texture_head": "attention", "style_patches": 32, "output_kernel": 3}
 
 
-def student_runner(model, size: int, threads: int, folder: Path):
-    """The exported content graph at ``size`` x ``size`` with one encoded style."""
+def exported_student(model, size: int, threads: int, folder: Path):
+    """The student exported at ``size`` into ``folder``: its :class:`OnnxStylizer` and
+    the arguments of one content-path run (a random ``size`` x ``size`` content and one
+    encoded random style)."""
     import numpy as np
 
     from styledistill.export import OnnxStylizer, export_onnx, pad_batch
@@ -51,8 +53,24 @@ def student_runner(model, size: int, threads: int, folder: Path):
     side = model.config.style_size or size
     style, style_mask = pad_batch(rng.random((1, 3, side, side), dtype=np.float32), 32)
     content, content_mask = pad_batch(rng.random((1, 3, size, size), dtype=np.float32), 32)
-    code = stylizer.encode_padded_style(style, style_mask)
-    return lambda: stylizer.run_padded(content, content_mask, code)
+    return stylizer, (content, content_mask, stylizer.encode_padded_style(style, style_mask))
+
+
+def load_student(checkpoint: str | None):
+    """A trained student folder, or sttr-small with random weights; a bad folder is one line."""
+    from styledistill.errors import StyledistillError
+    from styledistill.student import STTR
+
+    try:
+        return STTR.from_pretrained(checkpoint) if checkpoint else STTR.from_preset("sttr-small")
+    except StyledistillError as exc:
+        raise SystemExit(f"--checkpoint: {exc}") from None
+
+
+def student_runner(model, size: int, threads: int, folder: Path):
+    """The exported content graph at ``size`` x ``size`` with one encoded style."""
+    stylizer, arguments = exported_student(model, size, threads, folder)
+    return lambda: stylizer.run_padded(*arguments)
 
 
 def peer_runner(threads: int):
@@ -105,11 +123,7 @@ def main() -> None:
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    models = {
-        "sttr-small": STTR.from_pretrained(args.checkpoint)
-        if args.checkpoint
-        else STTR.from_preset("sttr-small")
-    }
+    models = {"sttr-small": load_student(args.checkpoint)}
     if not args.no_previous:
         models["sttr-small, soft-attention head (before)"] = STTR.from_preset(
             "sttr-small", **ATTENTION_HEAD_SMALL
