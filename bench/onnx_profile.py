@@ -2,9 +2,9 @@
 
 Exports the student (random weights unless ``--checkpoint``; speed does not depend on
 them), encodes one style, runs the content graph ``--runs`` times with profiling on, and
-prints the slowest nodes and the time per part of the network (the tokenizer backbone,
+prints the time per part of the network (the tokenizer backbone,
 the transformer, the image decoder, and the rest: the texture head, the histogram prior
-and the glue between them). Kernel times only, summed over the runs and divided by them.
+and the glue between them), the rest's time by op type and the slowest nodes. Kernel times only, summed over the runs and divided by them.
 
     python bench/onnx_profile.py --size 384 --top 15
 """
@@ -22,6 +22,7 @@ from onnx_vs_torch import machine  # bench/ is on sys.path when run as a script
 from peer_speed import exported_student, load_student
 
 PARTS = {"features": "backbone", "decoder": "transformer", "image_decoder": "image decoder"}
+REST = "texture head, histogram prior, glue"
 
 
 def main() -> None:
@@ -62,9 +63,15 @@ def main() -> None:
             nodes[name] += event["dur"] / 1000 / runs
             kinds[name] = event["args"]["op_name"]
     parts: collections.Counter[str] = collections.Counter()
+    rest_ops: collections.Counter[str] = collections.Counter()  # the head's time by op
+    rest_counts: collections.Counter[str] = collections.Counter()
     for name, ms in nodes.items():
         scope = name.strip("/").split("/")[0].split(".")[0]
-        parts[PARTS.get(scope, "texture head, histogram prior, glue")] += ms
+        part = PARTS.get(scope, REST)
+        parts[part] += ms
+        if part == REST:
+            rest_ops[kinds[name]] += ms
+            rest_counts[kinds[name]] += 1
     print(f"machine: {machine()}")
     print(f"onnxruntime {ort.__version__}, {threads} threads, {args.size}x{args.size}, batch 1")
     print("\n| part | ms per run | share |\n|---|---|---|")
@@ -72,6 +79,9 @@ def main() -> None:
     for part, ms in parts.most_common():
         print(f"| {part} | {ms:.1f} | {ms / total:.0%} |")
     print(f"| all {len(nodes)} nodes | {total:.1f} | |")
+    print(f"\n| {REST}: op | nodes | ms per run |\n|---|---|---|")
+    for op, ms in rest_ops.most_common(args.top):
+        print(f"| {op} | {rest_counts[op]} | {ms:.2f} |")
     print("\n| slowest nodes | op | ms per run |\n|---|---|---|")
     for name, ms in nodes.most_common(args.top):
         print(f"| {name} | {kinds[name]} | {ms:.2f} |")

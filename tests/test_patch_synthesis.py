@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from styledistill.image_ops import luminance
+from styledistill.student import patch_synthesis as synthesis
 from styledistill.student.patch_synthesis import (
     bank_codes,
-    cut_bank_patches,
     edge_weight,
     fuse_luminance,
     paste_nearest_patches,
@@ -44,16 +44,33 @@ def test_the_bank_holds_every_patch_of_its_grid_and_flags_overhang():
 
 
 def test_chosen_patches_are_cut_from_the_style_exactly_as_the_bank_holds_them():
-    """Pasting never stores the 16x larger bank: a chosen patch is cut from the style's
-    pixels by its number, overhang edge-replicated, in any batch and aspect."""
+    """Pasting never stores the 16x larger bank: a chosen patch is read from the style's
+    pixels by its number, in any batch and aspect."""
     style = torch.rand(3, 3, 48, 80, generator=torch.Generator().manual_seed(6))
-    bank, _ = style_patch_bank(style, None, 16)
+    bank, invalid = style_patch_bank(style, None, 16)
     index = torch.randint(0, bank.shape[1], (3, 40), generator=torch.Generator().manual_seed(7))
     expected = torch.gather(bank, 1, index.unsqueeze(-1).expand(-1, -1, bank.shape[-1]))
-    # by quadrant: [B, 3, a, b, N, 8, 8]
-    expected = expected.reshape(3, 40, 3, 2, 8, 2, 8).permute(0, 2, 3, 5, 1, 4, 6)
-    cut = cut_bank_patches(*patch_source(style, 16), index, 16)
-    torch.testing.assert_close(cut, expected, rtol=0, atol=0)
+    segments, grid = patch_source(style, 16)
+    assert segments.shape == (3, 3 * 48 * 80 // 8, 8) and grid.tolist() == [[6.0, 10.0]] * 3
+    first = synthesis.bank_patch_segments(index, grid, 16)  # [B, a, b, N]
+    number = first[..., None, None] + synthesis._segment_offsets(grid, 16)[:, None, None, None]
+    cut = torch.stack([segments[i][number[i]] for i in range(3)])  # [B, a, b, N, 3, y, x]
+    cut = cut.permute(0, 3, 4, 1, 5, 2, 6).reshape(3, 40, -1)
+    chosen = ~invalid.gather(1, index)  # patches that overhang the style are never pasted
+    assert int(chosen.sum()) > 40
+    torch.testing.assert_close(cut[chosen], expected[chosen], rtol=0, atol=0)
+
+
+def test_a_shared_style_serves_a_batch_of_contents():
+    """A style batch of 1 pastes into every image of a content batch as it would alone."""
+    style = _image(11, 48, 64)
+    bank, invalid = style_patch_bank(style, None, 16)
+    codes = bank_codes(bank, invalid, 16)
+    contents = torch.cat([_image(12), _image(13)])
+    together = paste_nearest_patches(contents, *patch_source(style, 16), codes, 16)
+    for i in range(2):
+        alone = paste_nearest_patches(contents[i : i + 1], *patch_source(style, 16), codes, 16)
+        torch.testing.assert_close(together[i : i + 1], alone)
 
 
 def test_padding_makes_patches_invalid():
@@ -125,8 +142,6 @@ def test_edge_weight_is_high_on_edges_and_floor_on_flat_areas():
 def test_large_contents_are_matched_in_blocks_with_the_same_result(monkeypatch):
     """The score matrix is bounded by scoring content patches in blocks; the choice and
     the pasted image do not depend on the block size."""
-    import styledistill.student.patch_synthesis as synthesis
-
     style = _image(4, 64, 64)
     bank, invalid = style_patch_bank(style, None, 16)
     codes = bank_codes(bank, invalid, 16)
@@ -140,18 +155,24 @@ def test_large_contents_are_matched_in_blocks_with_the_same_result(monkeypatch):
 def test_the_search_picks_the_exact_nearest_valid_patch():
     """One matmul with the norm folded in: the distance it finds is the true nearest one,
     and never an invalid patch."""
-    import styledistill.student.patch_synthesis as synthesis
-
     style, content = _image(8, 96, 96), _image(9, 96, 128)
     bank, invalid = style_patch_bank(style, None, 16)
     codes = bank_codes(bank, invalid, 16)
-    pooled = synthesis.unfold_patches(F.avg_pool2d(content, 2), 8, 4)
-    query = synthesis._match_code(pooled.unflatten(2, (3, 8, 8)), 8)
+    query = synthesis._query_codes(content, 16, 8)
     best, index = synthesis._nearest_codes(query, codes)
     exact = torch.cdist(query, codes[..., :-1]).pow(2) + invalid[:, None, :] * 1e4
     exact_best = exact.min(dim=-1).values - query.pow(2).sum(-1)
     torch.testing.assert_close(best, exact_best, atol=1e-4, rtol=0)
     assert not bool(invalid.gather(1, index).any())
+
+
+def test_query_codes_are_the_match_codes_of_the_contents_patches():
+    """The content's codes come from brightness and chroma planes cut into patches; they
+    equal the match code of each cut patch (its overhang reflected)."""
+    content = _image(14, 48, 80)
+    pooled = synthesis.unfold_patches(F.avg_pool2d(content, 2), 8, 4, "reflect")
+    expected = synthesis._match_code(pooled.unflatten(2, (3, 8, 8)), 8)
+    torch.testing.assert_close(synthesis._query_codes(content, 16, 8), expected)
 
 
 def test_style_codes_equal_the_codes_of_the_cut_bank():

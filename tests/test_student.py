@@ -88,7 +88,7 @@ def test_token_counts_match_strides(model):
         content_tokens = model.content_tokenizer(torch.rand(1, 3, 64, 96))
     styles = 4 * 6  # stride 16
     # + statistics (colour, AdaIN skips) + for the nearest-patch head, per style token, its
-    # 16x16 pixels and the match codes (8x8 brightness, 4x4 chroma, + the code's norm) of
+    # 16x16 pixels (as 8 px row segments) and the match codes (8x8 brightness, 4x4 chroma, + the code's norm) of
     # its share of the bank of 16 px patches (one every 8 px: 4 per style token)
     code = 8 * 8 + 2 * 4 * 4 + 1
     assert model.tokens_per_patch == -(-(3 * 16 * 16 + 4 * code) // 32)
@@ -98,10 +98,10 @@ def test_token_counts_match_strides(model):
     assert memory.shape == pos.shape == (1, tokens, 32)
     assert mask.shape == (1, tokens) and not mask.any()
     assert content_tokens.shape == (1, 32, 4, 6)
-    style_tokens, _, style_mask, stats, pixels, codes = model._split_memory(memory, pos, mask)
+    style_tokens, _, style_mask, stats, segments, codes = model._split_memory(memory, pos, mask)
     assert style_tokens.shape == (1, styles, 32) and stats.shape[1] == model.num_stat_tokens
     assert not style_mask.any()  # an unpadded style: no style token is masked
-    assert pixels.shape == (1, 3, 64 * 96) and codes.shape == (1, bank, code)
+    assert segments.shape == (1, 3 * 64 * 96 // 8, 8) and codes.shape == (1, bank, code)
     torch.testing.assert_close(stats[0, 0, 6:8], torch.tensor([64 / 8, 96 / 8]))  # bank grid
     # the patches that overhang the style's border are flagged by a norm no real patch has
     # (so the flag survives a dropped mask); the inner ones are not

@@ -22,9 +22,10 @@ def luminance(image: torch.Tensor) -> torch.Tensor:
     Brightness alone is what content fusion and histogram matching change, so that
     the chroma (the style's palette) is left as the pasted patches had it.
     """
-    # a weighted sum over the channel axis: two ops in an ONNX graph, not eight
-    weights = image.new_tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
-    return (image * weights).sum(dim=-3, keepdim=True)
+    # written out over channel slices: onnxruntime's ReduceSum over the channel axis of
+    # a weighted image is about 2x slower on a 384 px image (measured)
+    red, green, blue = image.split(1, dim=-3)
+    return 0.299 * red + 0.587 * green + 0.114 * blue
 
 
 def scale_to_luminance(

@@ -32,8 +32,8 @@ __all__ = [
     "BANK_SHIFTS",
     "DESCRIPTOR_CELLS",
     "bank_codes",
+    "bank_patch_segments",
     "code_size",
-    "cut_bank_patches",
     "edge_weight",
     "fold_patches",
     "fuse_luminance",
@@ -222,60 +222,82 @@ def style_codes(
     return torch.cat([codes, norms.unsqueeze(-1)], dim=-1)
 
 
+def _tent(side: int, like: Tensor) -> Tensor:
+    """The 1-D tent ``[2, side / 2]``, its rising then its falling half (device and dtype
+    of ``like``): halves placed every ``side / 2`` px sum to exactly 1."""
+    position = torch.arange(side, device=like.device, dtype=like.dtype) + 0.5 - side / 2
+    return (1.0 - position.abs() / (side / 2)).view(2, side // 2)
+
+
 def triangular_window(side: int, like: Tensor) -> Tensor:
     """Flattened ``side`` x ``side`` tent window (device and dtype of ``like``): patches
     placed every ``side / 2`` px under it sum to exactly 1 away from the borders."""
-    position = torch.arange(side, device=like.device, dtype=like.dtype) + 0.5 - side / 2
-    ramp = 1.0 - position.abs() / (side / 2)
+    ramp = _tent(side, like).flatten()
     return (ramp[:, None] * ramp[None, :]).flatten()
 
 
 def patch_source(style: Tensor, side: int) -> tuple[Tensor, Tensor]:
-    """Padded style ``[B,3,H,W]`` -> what pasting cuts bank patches from: its pixels
-    ``[B,3,H*W]`` and its patch grid ``[B,2]`` (rows, cols every ``side / 2`` px) as
-    numbers, so a graph that receives them needs no shape arithmetic (the bank itself,
-    16x larger, is never stored)."""
+    """Padded style ``[B,3,H,W]`` -> what pasting cuts bank patches from: the style as
+    row segments of ``s = side / 2`` pixels, ``[B, G*3*H*W/s, s]``, once per bank grid
+    (shifted so that the grid's patches start on a segment; the overhang replicated),
+    and the bank's grid ``[B,2]`` (rows, cols) as numbers, so a graph that receives them
+    needs no shape arithmetic. A pasted patch is 2 x 2 blocks of ``s`` segments, read
+    straight into the output's layout; the 16x larger bank itself is never stored."""
     stride = side // 2
+    quarter = stride // 2
+    grids = [
+        F.pad(
+            style[..., dy * quarter :, dx * quarter :],
+            (0, dx * quarter, 0, dy * quarter),
+            "replicate",
+        )
+        for dy, dx in BANK_SHIFTS
+    ]
     # counted with tensor ops, not read off the shape as Python numbers: an exported
     # style graph would keep the traced style's grid as a constant for every style
     rows = torch.ones_like(style[:, 0, :, 0]).sum(dim=1) / stride
     cols = torch.ones_like(style[:, 0, 0, :]).sum(dim=1) / stride
-    return style.flatten(2), torch.stack([rows, cols], dim=1).floor()
+    segments = torch.stack(grids, dim=1).reshape(style.shape[0], -1, stride)
+    return segments, torch.stack([rows, cols], dim=1).floor()
 
 
-def cut_bank_patches(pixels: Tensor, grid: Tensor, index: Tensor, side: int) -> Tensor:
-    """Bank patches ``index [B,N]`` (numbered as :func:`style_patch_bank` numbers them) cut
-    from :func:`patch_source`'s pixels, the overhang edge-replicated, laid out by quadrant
-    as overlap-adding reads them: ``[B, 3, 2, 2, N, s, s]``, ``s = side / 2``; element
-    ``[:, :, a, b, n]`` is the ``s x s`` quadrant (a, b) of patch ``n``."""
-    stride, quarter = side // 2, side // 4
+def bank_patch_segments(index: Tensor, grid: Tensor, side: int) -> Tensor:
+    """Bank patches ``index [B,N]`` (numbered as :func:`style_patch_bank` numbers them)
+    -> where their quadrants start in :func:`patch_source`'s segments, ``[B,2,2,N]``:
+    element ``[:, a, b, n]`` numbers the top-left segment (channel 0, first row) of
+    quadrant (a, b) of patch ``n``; channel ``c``, row ``y`` of it is ``c * H*W/s +
+    y * W/s`` further (:func:`_segment_offsets`). A patch that overhangs the style
+    (never chosen while a valid one exists) repeats its last row or column of blocks."""
+    stride = side // 2
     rows, cols = grid.round().long().unbind(dim=1)  # [B] each
-    rows, cols = rows[:, None], cols[:, None]
+    rows, cols = rows[:, None, None], cols[:, None, None]
     per_grid = rows * cols
+    index = index.unsqueeze(1)  # [B,1,N]
     shift = torch.div(index, per_grid, rounding_mode="floor")  # which grid
     cell = index - shift * per_grid
     row = torch.div(cell, cols, rounding_mode="floor")
-    corner = torch.tensor(BANK_SHIFTS, device=index.device)[shift] * quarter  # [B,N,2]
-    top = corner[..., 0] + row * stride
-    left = corner[..., 1] + (cell - row * cols) * stride
-    offsets = torch.arange(side, device=index.device)
-    ys = torch.minimum(top.unsqueeze(-1) + offsets, (rows * stride - 1).unsqueeze(-1))
-    xs = torch.minimum(left.unsqueeze(-1) + offsets, (cols * stride - 1).unsqueeze(-1))
-    batch, count = index.shape
-    # [B,N,side] -> [B,2,N,s]: the quadrant's half of each coordinate leads
-    width = (cols * stride).view(-1, 1, 1, 1)  # the grid may be one row for the batch
-    ys = ys.reshape(batch, count, 2, stride).transpose(1, 2) * width
-    xs = xs.reshape(batch, count, 2, stride).transpose(1, 2)
-    flat = ys[:, :, None, :, :, None] + xs[:, None, :, :, None, :]  # [B,2,2,N,s,s]
-    # a gather per element, not along an axis: onnxruntime's Gather on the pixel axis of
-    # [3, H*W] is about 3x slower at 384 px (measured)
-    cut = torch.gather(pixels, 2, flat.reshape(batch, 1, -1).expand(-1, pixels.shape[1], -1))
-    return cut.reshape(batch, pixels.shape[1], 2, 2, count, stride, stride)
+    step = torch.arange(2, device=index.device).view(1, 2, 1)  # the quadrant's half
+    block_row = torch.minimum(row + step, rows - 1)  # [B,2,N]
+    block_col = torch.minimum(cell - row * cols + step, cols - 1)
+    first = (shift * 3 * per_grid + block_row * cols) * stride  # [B,2,N]: a's segment rows
+    return first.unsqueeze(2) + block_col.unsqueeze(1)
+
+
+def _segment_offsets(grid: Tensor, side: int) -> Tensor:
+    """``[B,3,s]``: how far channel ``c``, row ``y`` of a block lies from its top-left
+    segment in :func:`patch_source`'s layout."""
+    stride = side // 2
+    rows, cols = grid.round().long().unbind(dim=1)
+    channel = torch.arange(3, device=grid.device).view(1, 3, 1) * (rows * cols * stride).view(
+        -1, 1, 1
+    )
+    row = torch.arange(stride, device=grid.device).view(1, 1, stride) * cols.view(-1, 1, 1)
+    return channel + row
 
 
 def paste_nearest_patches(
     image: Tensor,
-    pixels: Tensor,
+    segments: Tensor,
     grid: Tensor,
     codes: Tensor,
     side: int,
@@ -283,33 +305,65 @@ def paste_nearest_patches(
 ) -> Tensor:
     """Replace each half-overlapping ``side`` patch of ``image`` by its nearest bank patch.
 
-    ``image [B,3,H,W]`` (H, W multiples of ``side / 2``); the style as ``pixels`` and
-    ``grid`` from :func:`patch_source` and the bank's ``codes`` from :func:`bank_codes`.
-    Matches are found on brightness pooled to a ``cells`` grid and chroma to half of it
-    (``side`` a multiple of ``cells``, ``cells`` even) and overlap-added with a triangular
-    window times ``||x - z||^-0.6`` on those codes (badly matched patches count less).
-    The choice itself passes no gradient.
+    ``image [B,3,H,W]`` (H, W multiples of ``side / 2``); the style as ``segments`` and
+    ``grid`` from :func:`patch_source` (a style batch of 1 serves every image) and the
+    bank's ``codes`` from :func:`bank_codes`. Matches are found on brightness pooled to a
+    ``cells`` grid and chroma to half of it (``side`` a multiple of ``cells``, ``cells``
+    even) and overlap-added with a triangular window times ``||x - z||^-0.6`` on those
+    codes (badly matched patches count less). The choice itself passes no gradient.
     """
-    height, width = image.shape[-2:]
+    batch, _, height, width = image.shape
     stride = side // 2
     rows, cols = height // stride, width // stride
-    pooled = unfold_patches(F.avg_pool2d(image, side // cells), cells, cells // 2, "reflect")
-    query = _match_code(pooled.unflatten(2, (3, cells, cells)), cells)  # [B,N,code]
+    query = _query_codes(image, side, cells)  # [B,N,code]
     best, nearest = _nearest_codes(query, codes)  # [B,N]
     distance = (best + query.pow(2).sum(-1)).clamp_min(0.0) / query.shape[-1]
-    robust = (distance + 1e-4).pow(_ROBUST_EXPONENT)
-    chosen = cut_bank_patches(pixels, grid, nearest, side)  # [B,3,2,2,N,s,s]
-    window = triangular_window(side, image).reshape(2, stride, 2, stride).transpose(1, 2)
-    weights = robust[:, None, None, None, :, None, None] * window[:, :, None]
-    # the weights ride as a 4th plane: one overlap-add gives the sum and its total
-    planes = torch.cat([chosen * weights, weights], dim=1)  # [B,4,2,2,N,s,s]
-    parts = [
-        planes[:, :, a, b].reshape(planes.shape[0], 4, rows, cols, stride, stride)
-        for a in (0, 1)
-        for b in (0, 1)
-    ]
-    summed = _overlap_add_quadrants(parts, rows, cols, stride)
-    return summed[:, :3] / summed[:, 3:].clamp_min(1e-8)
+    robust = (distance + 1e-4).pow(_ROBUST_EXPONENT).view(batch, 1, rows, cols)
+    first = bank_patch_segments(nearest, grid, side).reshape(-1, 4, rows, cols)
+    # the style's batch is 1 (shared) or B: its images' segments are numbered in a row
+    count = segments.shape[1]
+    first = first + torch.arange(segments.shape[0], device=image.device).view(-1, 1, 1, 1) * count
+    offsets = _segment_offsets(grid, side)[:, :, None, :, None]  # [B,3,1,s,1]
+    source = segments.flatten(0, 1)
+    ramp = _tent(side, image)
+    size = ((rows + 1) * stride, (cols + 1) * stride)
+    # quadrant (a, b) of the patch at (r, c) lands on block (r + a, c + b) of the output's
+    # (rows+1) x (cols+1) grid of s x s blocks; each row of a block is one s-pixel
+    # segment of the style, read straight into the output's layout (no transpose)
+    summed = total = None
+    for quadrant, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        placed = (b, 1 - b, a, 1 - a)
+        number = F.pad(first[:, quadrant], placed)[:, None, :, None, :] + offsets
+        chosen = source.index_select(0, number.flatten()).view(batch, 3, *size)
+        # the window is separable: its rows, then its columns (one 6-D broadcast is slower)
+        weight = F.pad(robust, placed)[:, :, :, None, :] * ramp[a].view(stride, 1)
+        weight = (weight[..., None] * ramp[b]).view(batch, 1, *size)
+        summed = chosen * weight if summed is None else summed + chosen * weight
+        total = weight if total is None else total + weight
+    assert summed is not None and total is not None
+    margin = stride // 2
+    crop = (..., slice(margin, margin + rows * stride), slice(margin, margin + cols * stride))
+    return summed[crop] / total[crop].clamp_min(1e-8)
+
+
+def _query_codes(image: Tensor, side: int, cells: int) -> Tensor:
+    """:func:`_match_code` of each half-overlapping ``side`` patch of ``image`` (its
+    overhang reflected), ``[B, N, code_size]``: brightness and chroma planes are made once
+    from the image pooled to the code's grid, then each plane is cut into patches, so
+    the per-patch work touches 1 + 2/4 planes, not 3."""
+    pooled = F.avg_pool2d(image, side // cells)
+    margin = cells // 4  # half the patch stride on the pooled grid
+    pooled = F.pad(pooled, (margin, margin, margin, margin), mode="reflect")
+    luma = luminance(pooled)
+    chroma = torch.cat([0.564 * (pooled[:, 2:3] - luma), 0.713 * (pooled[:, 0:1] - luma)], 1)
+    rows, cols = (image.shape[-2] * 2) // side, (image.shape[-1] * 2) // side
+    return torch.cat(
+        [
+            _neighbourhoods(luma, rows, cols, cells // 2),
+            _neighbourhoods(F.avg_pool2d(chroma, 2), rows, cols, cells // 4),
+        ],
+        dim=-1,
+    )
 
 
 def _nearest_codes(query: Tensor, codes: Tensor) -> tuple[Tensor, Tensor]:

@@ -926,13 +926,14 @@ class STTR(nn.Module):
     @property
     def _bank_values(self) -> int:
         """Numbers the texture head stores per style token: for the attention head one
-        pixel patch; for the nearest-patch head the token's pixels (bank patches are cut
-        from them when chosen) and its bank patches' match codes with their norms."""
+        pixel patch; for the nearest-patch head the token's pixels once per bank grid
+        (chosen patches are read from them) and its bank patches' match codes with their
+        norms."""
         side, stride = self.config.style_patches, self.config.style_stride
         if not self._nearest_head:
             return 3 * side * side
         codes = code_size(self.config.patch_descriptor_cells) + 1
-        return 3 * stride * stride + self.patches_per_style_token * codes
+        return 3 * stride * stride * len(BANK_SHIFTS) + self.patches_per_style_token * codes
 
     @property
     def tokens_per_patch(self) -> int:
@@ -984,7 +985,7 @@ class STTR(nn.Module):
         content: Tensor,
         content_mask: Tensor | None,
         base: Tensor,
-        pixels: Tensor,
+        segments: Tensor,
         codes: Tensor,
         colour_stats: Tensor,
     ) -> Tensor:
@@ -995,7 +996,7 @@ class STTR(nn.Module):
         side = self.config.style_patches
         grid, luminance_quantiles = colour_stats[:, 0, 6:8], colour_stats[:, 4:5]
         mosaic = paste_nearest_patches(
-            base, pixels, grid, codes, side, self.config.patch_descriptor_cells
+            base, segments, grid, codes, side, self.config.patch_descriptor_cells
         )
         fused = fuse_luminance(mosaic, luminance(base), edge_weight(content))
         brightness = luminance(fused)
@@ -1020,19 +1021,20 @@ class STTR(nn.Module):
         self, memory: Tensor, memory_pos: Tensor, memory_mask: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:
         """Memory -> (style tokens, their positions, their mask, statistics, the texture
-        head's pixels: one patch per style token for the attention head, the flattened
-        style ``[B,3,H*W]`` for the nearest-patch head, and the nearest-patch bank's match
+        head's pixels: one patch per style token for the attention head, the style's
+        row segments (:func:`patch_source`) for the nearest-patch head, and the nearest-patch bank's match
         codes: which bank patches are invalid is in their norms)."""
         stats_count, per_token = self.num_stat_tokens, self.tokens_per_patch
         styles = (memory.shape[1] - stats_count) // (1 + per_token)
         stats = memory[:, styles : styles + stats_count]
         patches = codes = None
-        if self._nearest_head:  # [style pixels | bank codes | padding], flat
+        if self._nearest_head:  # [style segments | bank codes | padding], flat
             values = memory[:, styles + stats_count :].flatten(1)
-            pixels = 3 * styles * self.config.style_stride**2
+            pixels = 3 * styles * self.config.style_stride**2 * len(BANK_SHIFTS)
             codes_size = code_size(self.config.patch_descriptor_cells) + 1
             bank = styles * self.patches_per_style_token
-            patches = values[:, :pixels].reshape(memory.shape[0], 3, -1)
+            segment = self.config.style_patches // 2
+            patches = values[:, :pixels].reshape(memory.shape[0], -1, segment)
             codes = values[:, pixels : pixels + bank * codes_size]
             codes = codes.reshape(memory.shape[0], bank, codes_size)
         elif per_token:  # one pixel patch per style token
@@ -1117,13 +1119,15 @@ class STTR(nn.Module):
         key_mask = memory_mask if style_mask is not None else None
         for layer in self.encoder:
             memory = layer(memory, memory_pos, key_mask)
+        if self._nearest_head:  # what pasting cuts chosen patches from
+            segments, grid = patch_source(style, self.config.style_patches)
         if self.num_stat_tokens:  # statistics ride along as extra memory tokens
             dim = memory.shape[-1]
             tokens = []
             if self.config.colour_film:
                 stats = self._mean_std(style, style_mask)
                 if self._nearest_head:  # + the bank's patch grid (rows, cols)
-                    stats = torch.cat([stats, patch_source(style, self.config.style_patches)[1]], 1)
+                    stats = torch.cat([stats, grid], dim=1)
                 tokens.append(F.pad(stats, (0, dim - stats.shape[1])).unsqueeze(1))
                 if self.config.colour_transfer == "histogram":
                     tokens.append(channel_quantiles(style, style_mask, dim))
@@ -1143,12 +1147,12 @@ class STTR(nn.Module):
         if self.tokens_per_patch:  # what the texture head pastes from
             per_token, dim = self.tokens_per_patch, memory.shape[-1]
             styles = mask.flatten(1).shape[1]
-            if self._nearest_head:  # the style's pixels + its bank's match codes, once per
-                # style; the codes flag invalid patches (a Stylizer drops an unpadded
-                # style's mask), and a chosen patch is cut from the pixels when pasting
+            if self._nearest_head:  # the style's pixels (segments) + its bank's match
+                # codes, once per style; the codes flag invalid patches (a Stylizer drops
+                # an unpadded style's mask), and a chosen patch is read from the pixels
                 side, cells = self.config.style_patches, self.config.patch_descriptor_cells
                 codes = style_codes(style, style_mask, side, cells)
-                values = torch.cat([style.flatten(1), codes.flatten(1)], dim=1)
+                values = torch.cat([segments.flatten(1), codes.flatten(1)], dim=1)
                 values = F.pad(values, (0, styles * per_token * dim - values.shape[1]))
                 tokens = values.reshape(values.shape[0], -1, dim).to(memory.dtype)
                 invalid = torch.zeros_like(tokens[..., 0], dtype=torch.bool)
@@ -1210,7 +1214,8 @@ class STTR(nn.Module):
             memory = memory.expand(batch, -1, -1)
             memory_pos = memory_pos.expand(batch, -1, -1)
             memory_mask = None if memory_mask is None else memory_mask.expand(batch, -1)
-            patches = None if patches is None else patches.expand(batch, -1, -1)
+            if patches is not None and not self._nearest_head:  # segments serve any batch
+                patches = patches.expand(batch, -1, -1)
             codes = None if codes is None else codes.expand(batch, -1, -1)
         key_mask = mask.flatten(1) if content_mask is not None else None
         for layer in self.decoder:
