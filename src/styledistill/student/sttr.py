@@ -900,6 +900,11 @@ class STTR(nn.Module):
         return self.config.colour_film and self.config.colour_transfer == "histogram"
 
     @property
+    def _pointwise_output(self) -> bool:
+        """The last conv over [features, skip images] is 1x1 (``output_kernel=1``)."""
+        return bool(self.config.content_skip) and self.config.output_kernel == 1
+
+    @property
     def _nearest_head(self) -> bool:
         return bool(self.config.style_patches) and self.config.texture_head == "nearest"
 
@@ -1239,11 +1244,12 @@ class STTR(nn.Module):
                 if stage in stages:
                     x = torch.cat([x, stages[stage].to(x.dtype)], dim=1)
                 x = layers[3](layers[2](x))  # reflection pad, 3x3 conv
-            if self.config.content_skip:  # leave the last stage's pad + conv to the code below
-                x = self.image_decoder[-4:-2](x)
+            if self.config.content_skip:  # leave the last stage's upsampling (1x1 last
+                # conv) or pad + conv to the code below
+                x = self.image_decoder[-4 : -3 if self._pointwise_output else -2](x)
             out = x
         elif self.config.content_skip:
-            x = self.image_decoder[:-2](x)
+            x = self.image_decoder[: -3 if self._pointwise_output else -2](x)
         else:
             out = self.image_decoder(x)
         if self.config.content_skip:  # last stage: pad + conv over [features, content]
@@ -1274,8 +1280,14 @@ class STTR(nn.Module):
                     skip = torch.cat([skip, _logit(mosaic) - _logit(base)], dim=1)
                 else:
                     skip = torch.cat([skip, mosaic - 0.5], dim=1)
-            x = torch.cat([x, skip], dim=1)
-            out = self.image_decoder[-1](self.image_decoder[-2](x))
+            last = self.image_decoder[-1]
+            if self._pointwise_output:  # a 1x1 conv commutes with bilinear upsampling: its
+                # features' share is taken at half resolution, then upsampled
+                features = x.shape[1]
+                x = F.conv2d(x, last.weight[:, :features], last.bias)
+                out = self.image_decoder[-3](x) + F.conv2d(skip, last.weight[:, features:])
+            else:
+                out = last(self.image_decoder[-2](torch.cat([x, skip], dim=1)))
             if change is not None:  # the gate: where the output follows the synthesis
                 out, gate = out[:, :3], torch.sigmoid(out[:, 3:])
                 base_logit = base_logit + gate * change
