@@ -702,7 +702,8 @@ HISTOGRAM_BINS = 256
 
 def _bin_index(images: Tensor, bins: int = HISTOGRAM_BINS) -> Tensor:
     """Each pixel's histogram bin per channel: ``[B,C,H,W]`` in [0,1] -> ``[B,C,H*W]`` int64."""
-    return (images.float() * bins).floor().clamp(0, bins - 1).long().flatten(2)
+    # clamped below the last bin's top, the cast's truncation is the floor: one pass less
+    return (images.float() * bins).clamp(0.0, bins - 1e-3).long().flatten(2)
 
 
 def _channel_cdf(
@@ -757,16 +758,30 @@ def match_channel_quantiles(
     ``style_quantiles [B,C,L]`` from :func:`channel_quantiles`; works on padded content
     (``content_mask`` True on padding, which is left out of the content's histogram).
     """
-    batch, channels, height, width = content.shape
+    table, index = quantile_lookup(content, content_mask, style_quantiles)
+    return look_up(table, index, content)
+
+
+def quantile_lookup(
+    content: Tensor, content_mask: Tensor | None, style_quantiles: Tensor
+) -> tuple[Tensor, Tensor]:
+    """:func:`match_channel_quantiles` as a table and where to read it: the matched value of
+    each histogram bin ``[B,C,bins]`` and each pixel's bin ``[B,C,H*W]``. A per-channel
+    function of the matched colours can then be applied to the table's 256 entries once,
+    not to every pixel (:func:`look_up`)."""
     index = _bin_index(content)
     cdf = _channel_cdf(content, content_mask, index=index)
     # the middle of each bin's mass: a spike of equal values (black sky, white paper)
     # maps to the middle of the style quantiles it spans, not to one end
     middle = 0.5 * (cdf[..., :-1] + cdf[..., 1:])
     quantiles = style_quantiles.float()
-    lookup = _interpolate(quantiles, middle * (quantiles.shape[-1] - 1))  # [B,C,bins]
-    matched = torch.gather(lookup, 2, index)  # one table lookup per pixel
-    return matched.view(batch, channels, height, width).to(content.dtype)
+    return _interpolate(quantiles, middle * (quantiles.shape[-1] - 1)), index
+
+
+def look_up(table: Tensor, index: Tensor, like: Tensor) -> Tensor:
+    """Each pixel's entry of ``table [B,C,bins]`` (:func:`quantile_lookup`), shaped and
+    typed ``like [B,C,H,W]``: one gather."""
+    return torch.gather(table, 2, index).view(like.shape).to(like.dtype)
 
 
 def _logit(images: Tensor, eps: float = 1e-3) -> Tensor:
@@ -1256,14 +1271,22 @@ class STTR(nn.Module):
             skip = content - 0.5
             base = base_logit = change = None
             if style_stats is not None:
-                transferred = self._recolour(
-                    content, content_mask, style_stats.expand(batch, -1, -1)
-                )
-                recoloured = self._colour_film(transferred - 0.5, memory, memory_mask)
+                stats = style_stats.expand(batch, -1, -1)
+                scale, shift = self._colour_film(memory, memory_mask)  # [B,3,1,1] each
+                if self._residual_output:  # per-channel maps of the histogram's table, on
+                    # its 256 entries, then one lookup per pixel each (no per-pixel log)
+                    table, index = quantile_lookup(content, content_mask, stats[:, 1:4])
+                    transferred = look_up(table, index, content)
+                    film = (table - 0.5) * (1.0 + scale.flatten(2)) + shift.flatten(2)
+                    recoloured = look_up(film, index, content)
+                    base_table = (film + 0.5).clamp(0.0, 1.0)
+                    base_logit = look_up(_logit(base_table), index, content)
+                    if not self._nearest_head:
+                        base = look_up(base_table, index, content)
+                else:
+                    transferred = self._recolour(content, content_mask, stats)
+                    recoloured = (transferred - 0.5) * (1.0 + scale) + shift
                 skip = torch.cat([skip, recoloured], dim=1)
-                if self._residual_output:
-                    base = (recoloured + 0.5).clamp(0.0, 1.0)
-                    base_logit = _logit(base)
             if patches is not None and self._nearest_head:  # the teacher's finest pass, once
                 assert base_logit is not None and style_stats is not None and codes is not None
                 # from the plain histogram transfer (the teacher's start), so what the
@@ -1291,7 +1314,7 @@ class STTR(nn.Module):
             if change is not None:  # the gate: where the output follows the synthesis
                 out, gate = out[:, :3], torch.sigmoid(out[:, 3:])
                 base_logit = base_logit + gate * change
-            if base is not None and base_logit is not None:  # a change to the recoloured content
+            if base_logit is not None:  # a change to the recoloured content
                 if self.config.output_activation == "sigmoid":
                     return torch.sigmoid(out + base_logit)
                 return (out + torch.sigmoid(base_logit)).clamp(0.0, 1.0)
@@ -1302,9 +1325,8 @@ class STTR(nn.Module):
     def _recolour(
         self, content: Tensor, content_mask: Tensor | None, style_stats: Tensor
     ) -> Tensor:
-        """The content's colours moved to the style's: mean/std (AdaIN on pixels) or histogram."""
-        if self.config.colour_transfer == "histogram":
-            return match_channel_quantiles(content, content_mask, style_stats[:, 1:4])
+        """The content's colours moved to the style's by mean/std (AdaIN on pixels); the
+        histogram transfer is a table lookup in :meth:`decode`."""
         content_mean, content_std = self._mean_std(content, content_mask).split(3, dim=1)
         style_mean, style_std = style_stats[:, 0, :6].split(3, dim=1)
         scale = (style_std / content_std)[..., None, None]
@@ -1312,8 +1334,9 @@ class STTR(nn.Module):
             (content - content_mean[..., None, None]) * scale + style_mean[..., None, None]
         ).clamp(0, 1)
 
-    def _colour_film(self, skip: Tensor, memory: Tensor, memory_mask: Tensor | None) -> Tensor:
-        """Per-image RGB scale/shift of the centred content from the mean style token."""
+    def _colour_film(self, memory: Tensor, memory_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Per-image RGB scale and shift ``[B,3,1,1]`` of the centred recoloured content,
+        from the mean style token."""
         if memory_mask is None:
             pooled = memory.mean(dim=1)
         else:
@@ -1321,7 +1344,7 @@ class STTR(nn.Module):
             pooled = (memory * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)
         params = self.colour_head(pooled)
         scale, shift = params.view(-1, 6, 1, 1).split(3, dim=1)
-        return skip * (1.0 + scale) + shift
+        return scale, shift
 
     def forward(self, content: Tensor, style: Tensor) -> Tensor:
         """Images ``[B,3,H,W]`` in [0,1] of any size -> stylized content, same size as content."""
