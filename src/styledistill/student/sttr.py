@@ -555,7 +555,14 @@ class Attention(nn.Module):
             bias = torch.zeros(key_padding_mask.shape, dtype=q.dtype, device=q.device)
             attn_mask = bias.masked_fill(key_padding_mask, float("-inf"))[:, None, None, :]
         out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+            q,
+            k,
+            v,
+            attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            # SDPA's default, given as a number: exported, the default is recomputed from
+            # the query's shape (seven ops per attention layer)
+            scale=(dim // heads) ** -0.5,
         )
         return self.out_proj(out.transpose(1, 2).flatten(2))
 
