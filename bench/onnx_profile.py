@@ -2,9 +2,10 @@
 
 Exports the student (random weights unless ``--checkpoint``; speed does not depend on
 them), encodes one style, runs the content graph ``--runs`` times with profiling on, and
-prints the time per part of the network (the tokenizer backbone,
-the transformer, the image decoder, and the rest: the texture head, the histogram prior
-and the glue between them), the rest's time by op type and the slowest nodes. Kernel times only, summed over the runs and divided by them.
+prints the time per part of the network (the tokenizer backbone, the transformer, the
+image decoder, and the rest: the texture head, the histogram prior and the glue between
+them), the rest's time by op type, and the slowest nodes. Kernel times only, summed over
+the runs and divided by them.
 
     python bench/onnx_profile.py --size 384 --top 15
 """
