@@ -11,9 +11,9 @@ held-out pair it prints
    soft-attention head: its mosaic forced to weight 1, its attention sharpened 10x).
    Students run at the teacher's size;
 3. with ``--match``: the untrained sttr-small (ImageNet tokenizers, its residual at zero:
-   the head's synthesis pass) with the nearest-patch bank on other grids: its grid
-   shifted, two grids, and the texture teacher's four (a patch every 4 px both ways).
-   The search is exact in each.
+   the head's synthesis pass) with the nearest-patch bank on other grids: a quarter of
+   its grid (a patch every 16 px), its grid shifted, two grids, and the texture teacher's
+   four (a patch every 4 px both ways). The search is exact in each.
 
     python bench/distill_probes.py --work /tmp/dq2 --run /tmp/dq2/run-student
     python bench/distill_probes.py --work /tmp/dq2 --match --every 1
@@ -151,8 +151,21 @@ def match_probes(work: Path, every: int) -> None:
     def grids(*shifts):
         return [mock.patch.object(module, "BANK_SHIFTS", shifts) for module in (synthesis, sttr)]
 
+    def every_other_patch(codes_of):  # a quarter of the bank: a patch every 16 px
+        def sparse(style, style_mask, side, cells=synthesis.DESCRIPTOR_CELLS):
+            codes = codes_of(style, style_mask, side, cells)
+            rows, cols = (n // (side // 2) for n in style.shape[-2:])
+            kept = torch.zeros(rows, cols, dtype=torch.bool)
+            kept[::2, ::2] = True
+            never = ~kept.flatten().repeat(codes.shape[1] // kept.numel())
+            codes[..., -1] = codes[..., -1].masked_fill(never, 1.0e4)  # never chosen
+            return codes
+
+        return [mock.patch.object(sttr, "style_codes", sparse)]
+
     variants = {
         "one grid, a patch every 8 px (default)": [],
+        "a quarter of it, a patch every 16 px": every_other_patch(sttr.style_codes),
         "that grid shifted by 4 px (not aligned with the content's patches)": grids((0, 0)),
         "two grids, a patch every 8 px and 4 px along the diagonal": grids((0, 0), (1, 1)),
         "the texture teacher's four grids (every 4 px both ways)": grids(
