@@ -79,8 +79,8 @@ def test_cli_export_writes_both_graphs_and_verifies(exported):
     ).is_file()
     text = exported["stdout"]
     # three sizes, one of them odd (padded by the runner), each with its number
-    fp32 = [float(x) for x in re.findall(r"^fp32 content .*over tolerance (\S+)$", text, re.M)]
-    assert len(fp32) == 3 and max(fp32) <= MAX_OUTLIER_FRACTION
+    fp32 = re.findall(r"^fp32 content .*over tolerance (\S+) \(allowed (\S+)\)$", text, re.M)
+    assert len(fp32) == 3 and all(float(over) <= float(allowed[:-1]) for over, allowed in fp32)
     assert "padded to" in text and "OK" in text
     int8 = re.search(r"int8 max abs diff vs PyTorch fp32: (\S+)", text)
     assert int8 is not None and 0.0 < float(int8.group(1)) < 0.2
@@ -301,3 +301,24 @@ def test_a_few_step_function_pixels_do_not_fail_the_export_check_but_a_real_drif
     assert report(0.0).faithful and report(MAX_OUTLIER_FRACTION / 2).faithful
     assert not report(MAX_OUTLIER_FRACTION * 10).faithful
     assert "FAILED" in report(1e-2).lines()[-1] and "OK" in report(1e-6).lines()[-1]
+
+
+def test_the_export_check_allows_a_few_swapped_patches_not_a_drift(tiny_student_dir):
+    """A near-tie between two style patches swaps a whole 16 px patch when the runtimes'
+    last bits disagree: two such patches per image pass the check, a drift over most of
+    the image (a shape baked in at trace time) does not."""
+    from styledistill.export import MAX_OUTLIER_FRACTION, SizeCheck, allowed_outliers
+    from styledistill.student import STTR
+
+    model = STTR.from_pretrained(tiny_student_dir)
+    assert model.config.texture_head == "nearest" and model.config.style_patches == 16
+    allowed = allowed_outliers(model, (256, 384))
+    one_patch = 16 * 16 / (256 * 384)  # of each channel's values, so of all values
+    assert 2 * one_patch < allowed < 3 * one_patch
+
+    def check(fraction: float) -> SizeCheck:
+        return SizeCheck((256, 384), (256, 384), (256, 256), 2, 0.15, 1e-6, fraction, allowed)
+
+    assert check(2 * one_patch).faithful and not check(0.5).faithful
+    without_head = STTR.from_preset("sttr-small", style_patches=0)
+    assert allowed_outliers(without_head, (256, 384)) == MAX_OUTLIER_FRACTION
