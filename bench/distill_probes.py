@@ -158,7 +158,7 @@ def match_probes(work: Path, every: int) -> None:
             kept = torch.zeros(rows, cols, dtype=torch.bool)
             kept[::2, ::2] = True
             never = ~kept.flatten().repeat(codes.shape[1] // kept.numel())
-            codes[..., -1] = codes[..., -1].masked_fill(never, 1.0e4)  # never chosen
+            codes[..., -1] = codes[..., -1].masked_fill(never, synthesis._NEVER)
             return codes
 
         return [mock.patch.object(sttr, "style_codes", sparse)]

@@ -107,24 +107,16 @@ def fold_patches(patches: Tensor, rows: int, cols: int, side: int, stride: int) 
         return blocks.permute(0, 3, 1, 4, 2, 5).reshape(batch, -1, rows * stride, cols * stride)
     if side != 2 * stride:
         raise ValueError(f"fold_patches: side {side} must be the stride {stride} or twice it")
+    # each patch is 2x2 blocks of s x s; block (a, b) of patch (r, c) lands on block
+    # (r + a, c + b) of a (rows+1) x (cols+1) grid: four shifted sums, then one transpose
     quads = patches.reshape(batch, rows, cols, -1, 2, stride, 2, stride)
-    parts = [
-        quads[:, :, :, :, a, :, b, :].permute(0, 3, 1, 2, 4, 5) for a in (0, 1) for b in (0, 1)
-    ]
-    return _overlap_add_quadrants(parts, rows, cols, stride)
-
-
-def _overlap_add_quadrants(parts: list[Tensor], rows: int, cols: int, stride: int) -> Tensor:
-    """Quadrants (a, b) = (0,0), (0,1), (1,0), (1,1) of half-overlapping ``2s`` patches,
-    each ``[B, C, rows, cols, s, s]`` -> their overlap-add ``[B, C, rows*s, cols*s]`` (the
-    overhang cropped). Quadrant (a, b) of patch (r, c) lands on block (r + a, c + b) of a
-    ``(rows+1) x (cols+1)`` grid of ``s x s`` blocks: four shifted sums, one transpose."""
     total = None
-    for (a, b), part in zip(((0, 0), (0, 1), (1, 0), (1, 1)), parts):
-        part = F.pad(part, (0, 0, 0, 0, b, 1 - b, a, 1 - a))  # moved along rows and cols
-        total = part if total is None else total + part
+    for a in (0, 1):
+        for b in (0, 1):  # [B, C, rows, cols, s, s], moved along rows and cols
+            part = quads[:, :, :, :, a, :, b, :].permute(0, 3, 1, 2, 4, 5)
+            part = F.pad(part, (0, 0, 0, 0, b, 1 - b, a, 1 - a))
+            total = part if total is None else total + part
     assert total is not None
-    batch = total.shape[0]
     image = total.permute(0, 1, 2, 4, 3, 5)
     image = image.reshape(batch, -1, (rows + 1) * stride, (cols + 1) * stride)
     margin = stride // 2
@@ -244,15 +236,8 @@ def patch_source(style: Tensor, side: int) -> tuple[Tensor, Tensor]:
     needs no shape arithmetic. A pasted patch is 2 x 2 blocks of ``s`` segments, read
     straight into the output's layout; the 16x larger bank itself is never stored."""
     stride = side // 2
-    quarter = stride // 2
-    grids = [
-        F.pad(
-            style[..., dy * quarter :, dx * quarter :],
-            (0, dx * quarter, 0, dy * quarter),
-            "replicate",
-        )
-        for dy, dx in BANK_SHIFTS
-    ]
+    height, width = style.shape[-2:]  # each grid's image cropped back to the style's size
+    grids = [g[..., :height, :width] for g in _shifted_grids(style, stride, "replicate")]
     # counted with tensor ops, not read off the shape as Python numbers: an exported
     # style graph would keep the traced style's grid as a constant for every style
     rows = torch.ones_like(style[:, 0, :, 0]).sum(dim=1) / stride

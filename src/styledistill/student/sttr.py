@@ -1050,9 +1050,9 @@ class STTR(nn.Module):
         self, memory: Tensor, memory_pos: Tensor, memory_mask: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:
         """Memory -> (style tokens, their positions, their mask, statistics, the texture
-        head's pixels: one patch per style token for the attention head, the style's
-        row segments (:func:`patch_source`) for the nearest-patch head, and the nearest-patch bank's match
-        codes: which bank patches are invalid is in their norms)."""
+        head's pixels: one patch per style token for the attention head, the style's row
+        segments (:func:`patch_source`) for the nearest-patch head, and the nearest-patch
+        bank's match codes: which bank patches are invalid is in their norms)."""
         stats_count, per_token = self.num_stat_tokens, self.tokens_per_patch
         styles = (memory.shape[1] - stats_count) // (1 + per_token)
         stats = memory[:, styles : styles + stats_count]
@@ -1281,12 +1281,11 @@ class STTR(nn.Module):
             base = base_logit = change = None
             if style_stats is not None:
                 stats = style_stats.expand(batch, -1, -1)
-                scale, shift = self._colour_film(memory, memory_mask)  # [B,3,1,1] each
                 if self._residual_output:  # per-channel maps of the histogram's table, on
                     # its 256 entries, then one lookup per pixel each (no per-pixel log)
                     table, index = quantile_lookup(content, content_mask, stats[:, 1:4])
                     transferred = look_up(table, index, content)
-                    film = (table - 0.5) * (1.0 + scale.flatten(2)) + shift.flatten(2)
+                    film = self._colour_film(table - 0.5, memory, memory_mask)
                     recoloured = look_up(film, index, content)
                     base_table = (film + 0.5).clamp(0.0, 1.0)
                     base_logit = look_up(_logit(base_table), index, content)
@@ -1294,7 +1293,7 @@ class STTR(nn.Module):
                         base = look_up(base_table, index, content)
                 else:
                     transferred = self._recolour(content, content_mask, stats)
-                    recoloured = (transferred - 0.5) * (1.0 + scale) + shift
+                    recoloured = self._colour_film(transferred - 0.5, memory, memory_mask)
                 skip = torch.cat([skip, recoloured], dim=1)
             if patches is not None and self._nearest_head:  # the teacher's finest pass, once
                 assert base_logit is not None and style_stats is not None and codes is not None
@@ -1343,17 +1342,18 @@ class STTR(nn.Module):
             (content - content_mean[..., None, None]) * scale + style_mean[..., None, None]
         ).clamp(0, 1)
 
-    def _colour_film(self, memory: Tensor, memory_mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Per-image RGB scale and shift ``[B,3,1,1]`` of the centred recoloured content,
-        from the mean style token."""
+    def _colour_film(self, values: Tensor, memory: Tensor, memory_mask: Tensor | None) -> Tensor:
+        """Per-image RGB scale/shift, from the mean style token, of centred recoloured
+        ``values [B,3,...]``: the pixels, or the histogram's lookup table."""
         if memory_mask is None:
             pooled = memory.mean(dim=1)
         else:
             keep = (~memory_mask).unsqueeze(-1).to(memory.dtype)
             pooled = (memory * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)
         params = self.colour_head(pooled)
-        scale, shift = params.view(-1, 6, 1, 1).split(3, dim=1)
-        return scale, shift
+        trailing = (1,) * (values.dim() - 2)
+        scale, shift = params.view(-1, 6, *trailing).split(3, dim=1)
+        return values * (1.0 + scale) + shift
 
     def forward(self, content: Tensor, style: Tensor) -> Tensor:
         """Images ``[B,3,H,W]`` in [0,1] of any size -> stylized content, same size as content."""
