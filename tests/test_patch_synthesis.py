@@ -130,10 +130,12 @@ def test_luminance_fusion_keeps_chroma_and_follows_the_content_on_edges():
     torch.testing.assert_close(luminance(fused), expected, atol=1e-5, rtol=0)
 
 
-def test_edge_weight_is_high_on_edges_and_floor_on_flat_areas():
+@pytest.mark.parametrize("stride", [1, 2])
+def test_edge_weight_is_high_on_edges_and_floor_on_flat_areas(stride):
+    """Also when measured at half resolution and upsampled (``stride`` 2)."""
     content = torch.zeros(1, 3, 64, 64)
     content[..., 32:] = 1.0
-    weight = edge_weight(content, floor=0.2, radius=2)
+    weight = edge_weight(content, floor=0.2, radius=2, stride=stride)
     assert weight.shape == (1, 1, 64, 64)
     assert float(weight[..., 30:34].min()) > 0.9
     torch.testing.assert_close(weight[..., :20], torch.full_like(weight[..., :20], 0.2))
@@ -166,24 +168,28 @@ def test_the_search_picks_the_exact_nearest_valid_patch():
     assert not bool(invalid.gather(1, index).any())
 
 
-def test_query_codes_are_the_match_codes_of_the_contents_patches():
+@pytest.mark.parametrize("chroma", [None, 2, 8])
+def test_query_codes_are_the_match_codes_of_the_contents_patches(chroma):
     """The content's codes come from brightness and chroma planes cut into patches; they
-    equal the match code of each cut patch (its overhang reflected)."""
+    equal the match code of each cut patch (its overhang reflected), whatever the chroma
+    grid (None: half the brightness grid)."""
     content = _image(14, 48, 80)
     pooled = synthesis.unfold_patches(F.avg_pool2d(content, 2), 8, 4, "reflect")
-    expected = synthesis._match_code(pooled.unflatten(2, (3, 8, 8)), 8)
-    torch.testing.assert_close(synthesis._query_codes(content, 16, 8), expected)
+    expected = synthesis._match_code(pooled.unflatten(2, (3, 8, 8)), 8, chroma)
+    assert expected.shape[-1] == synthesis.code_size(8, chroma)
+    torch.testing.assert_close(synthesis._query_codes(content, 16, 8, chroma), expected)
 
 
-def test_style_codes_equal_the_codes_of_the_cut_bank():
+@pytest.mark.parametrize("chroma", [None, 2])
+def test_style_codes_equal_the_codes_of_the_cut_bank(chroma):
     """The style memory's codes are read off the pooled style without cutting the bank:
     the same numbers on every valid patch, and the same patches flagged never-chosen."""
     style = _image(10, 64, 96).expand(2, -1, -1, -1).contiguous()
     mask = torch.zeros(2, 64, 96, dtype=torch.bool)
     mask[1, :, 80:] = True  # the second style is padded on the right
     bank, invalid = style_patch_bank(style, mask, 16)
-    expected = bank_codes(bank, invalid, 16)
-    codes = style_codes(style, mask, 16)
+    expected = bank_codes(bank, invalid, 16, chroma_cells=chroma)
+    codes = style_codes(style, mask, 16, chroma_cells=chroma)
     assert codes.shape == expected.shape
     torch.testing.assert_close(codes[~invalid], expected[~invalid], atol=1e-5, rtol=0)
     assert torch.equal(codes[..., -1] >= 1e4, invalid)

@@ -88,9 +88,10 @@ def test_token_counts_match_strides(model):
         content_tokens = model.content_tokenizer(torch.rand(1, 3, 64, 96))
     styles = 4 * 6  # stride 16
     # + statistics (colour, AdaIN skips) + for the nearest-patch head, per style token, its
-    # 16x16 pixels (as 8 px row segments) and the match codes (8x8 brightness, 4x4 chroma, + the code's norm) of
-    # its share of the bank of 16 px patches (one every 8 px: 4 per style token)
-    code = 8 * 8 + 2 * 4 * 4 + 1
+    # 16x16 pixels (as 8 px row segments) and the match codes (8x8 brightness, 2x2
+    # chroma, + the code's norm) of its share of the bank of 16 px patches (one every 8
+    # px: 4 per style token)
+    code = 8 * 8 + 2 * 2 * 2 + 1
     assert model.tokens_per_patch == -(-(3 * 16 * 16 + 4 * code) // 32)
     assert model.patches_per_style_token == 4
     bank = styles * 4

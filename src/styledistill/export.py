@@ -405,6 +405,7 @@ def _export_graph(
                         do_constant_folding=True,
                     )
             proto = onnx.load(str(tmp))
+            narrow_gather_indices(proto.graph)
             for key, value in metadata.items():
                 entry = proto.metadata_props.add()
                 entry.key, entry.value = _META_PREFIX + key, value
@@ -414,6 +415,57 @@ def _export_graph(
             onnx.save(proto, str(tmp))
     except OSError as exc:  # full disk, read-only folder: say which file, in one line
         raise _write_error(path, exc) from None
+
+
+#: Ops whose input ``[op, position]`` is an index tensor that may be int32 or int64.
+_INDEX_INPUTS = {("Gather", 1), ("GatherElements", 1), ("ScatterElements", 1)}
+#: Ops that pass their first input's values on unchanged (only its shape changes).
+_SHAPE_ONLY = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
+
+
+def narrow_gather_indices(graph) -> int:
+    """Make int64 casts that only feed gathers' and scatters' indices int32, in place.
+
+    PyTorch indexes with int64, so a pixel's histogram bin is cast to int64 before the
+    gathers and the scatter that read it. onnxruntime's float -> int64 cast is about 5x
+    slower than float -> int32 (0.24 against 0.05 ms on a 384 px image) and the gathers
+    read half the bytes with int32 indices; both index types are valid ONNX. A cast is
+    changed only when every path from it, through shape-only ops, ends in an index input
+    (or a Shape). Returns how many were changed."""
+    from onnx import TensorProto
+
+    consumers: dict[str, list[tuple[str, int, Any]]] = {}
+    for node in graph.node:
+        for position, name in enumerate(node.input):
+            consumers.setdefault(name, []).append((node.op_type, position, node))
+    changed = 0
+    retyped: set[str] = set()
+    for node in graph.node:
+        target = next((a for a in node.attribute if a.name == "to"), None)
+        if node.op_type != "Cast" or target is None or target.i != TensorProto.INT64:
+            continue
+        pending, reached, only_indices = [node.output[0]], [], True
+        while pending and only_indices:
+            name = pending.pop()
+            reached.append(name)
+            uses = consumers.get(name, [])
+            only_indices = bool(uses) and name not in {o.name for o in graph.output}
+            for op, position, user in uses:
+                if (op, position) in _INDEX_INPUTS or op == "Shape":
+                    continue
+                if op in _SHAPE_ONLY and position == 0:
+                    pending.append(user.output[0])
+                else:
+                    only_indices = False
+        if only_indices:
+            target.i = TensorProto.INT32
+            retyped.update(reached)
+            changed += 1
+    if retyped:  # drop the int64 types the exporter recorded for the retyped tensors
+        kept = [info for info in graph.value_info if info.name not in retyped]
+        del graph.value_info[:]
+        graph.value_info.extend(kept)
+    return changed
 
 
 def _write_error(path: Path, exc: OSError) -> StyledistillError:

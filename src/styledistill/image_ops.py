@@ -15,6 +15,9 @@ import torch.nn.functional as F
 
 __all__ = ["box_filter", "edge_mask", "luminance", "scale_to_luminance"]
 
+#: Rec. 601 luma weights of R, G, B.
+_LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
 
 def luminance(image: torch.Tensor) -> torch.Tensor:
     """Rec. 601 luma ``[..., 1, H, W]`` of RGB ``[..., 3, H, W]`` (one image or a batch).
@@ -22,10 +25,15 @@ def luminance(image: torch.Tensor) -> torch.Tensor:
     Brightness alone is what content fusion and histogram matching change, so that
     the chroma (the style's palette) is left as the pasted patches had it.
     """
-    # written out over channel slices: onnxruntime's ReduceSum over the channel axis of
-    # a weighted image is about 2x slower on a 384 px image (measured)
-    red, green, blue = image.split(1, dim=-3)
-    return 0.299 * red + 0.587 * green + 0.114 * blue
+    if image.dim() != 4:  # e.g. patches' code grids [B,N,3,c,c]: small, any shape
+        (red, green, blue), (w_red, w_green, w_blue) = image.split(1, dim=-3), _LUMA_WEIGHTS
+        return w_red * red + w_green * green + w_blue * blue
+    # an image batch: one [1,3] x [3, H*W] matmul, a single pass over the image in
+    # onnxruntime (channel slices and a weighted sum are six); each size read on its own
+    # so that the export keeps them dynamic
+    batch, height, width = image.shape[0], image.shape[2], image.shape[3]
+    weights = torch.tensor(_LUMA_WEIGHTS, dtype=image.dtype, device=image.device).view(1, 3)
+    return (weights @ image.flatten(2)).view(batch, 1, height, width)
 
 
 def scale_to_luminance(

@@ -33,6 +33,7 @@ __all__ = [
     "DESCRIPTOR_CELLS",
     "bank_codes",
     "bank_patch_segments",
+    "chroma_grid",
     "code_size",
     "edge_weight",
     "fold_patches",
@@ -46,7 +47,8 @@ __all__ = [
 ]
 
 #: By default a patch is matched on its brightness averaged over an 8 x 8 grid (and its
-#: chroma over 4 x 4): on held-out teacher pairs a 4 x 4 grid loses the content's edges.
+#: chroma over half that, unless told otherwise): on held-out teacher pairs a 4 x 4 grid
+#: loses the content's edges.
 DESCRIPTOR_CELLS = 8
 #: The bank's grids of half-overlapping patches (one every ``side / 2`` px), each shifted
 #: by (rows, cols) quarter patches. One grid, aligned with the content's patches (so an
@@ -166,37 +168,56 @@ def _invalid_patches(style: Tensor, style_mask: Tensor | None, side: int) -> Ten
     return torch.cat([c.flatten(1) < 1.0 - 1e-4 for c in coverage], dim=1)
 
 
-def code_size(cells: int) -> int:
-    """Numbers in a patch's match code: brightness on a ``cells`` grid, chroma on half it."""
-    return cells * cells + 2 * (cells // 2) ** 2
+def chroma_grid(cells: int, chroma_cells: int | None = None) -> int:
+    """The chroma grid's side in a match code: ``chroma_cells``, or half the brightness
+    grid's ``cells`` when not given. It must be even and divide ``cells``."""
+    return cells // 2 if chroma_cells is None else chroma_cells
 
 
-def _match_code(pooled: Tensor, cells: int) -> Tensor:
+def code_size(cells: int, chroma_cells: int | None = None) -> int:
+    """Numbers in a patch's match code: brightness on a ``cells`` grid, chroma (two
+    channels) on the :func:`chroma_grid`."""
+    return cells * cells + 2 * chroma_grid(cells, chroma_cells) ** 2
+
+
+def _match_code(pooled: Tensor, cells: int, chroma_cells: int | None = None) -> Tensor:
     """Patches' colours on a grid ``[B,N,3,c,c]`` -> brightness (Y) at ``c x c`` and
-    chroma (Cb, Cr) at ``c/2 x c/2``, ``[B,N,code_size(c)]``: the eye, and the texture
-    teacher's matches, care more about where light and dark fall than about colour detail
-    (on held-out teacher pairs this matches as well as full RGB at half the cost)."""
+    chroma (Cb, Cr) on the coarser :func:`chroma_grid`, ``[B,N,code_size]``: the eye, and
+    the texture teacher's matches, care more about where light and dark fall than about
+    colour detail (on held-out teacher pairs chroma at 4 x 4 matches as well as full RGB
+    at half the cost, and at 2 x 2 within 0.3% on either distance)."""
     red, blue = pooled[:, :, 0], pooled[:, :, 2]
     luma = luminance(pooled).squeeze(-3)
     chroma = torch.stack([0.564 * (blue - luma), 0.713 * (red - luma)], dim=2)
-    half = cells // 2  # a Python int: the export keeps batch and count dynamic
-    chroma = chroma.unflatten(4, (half, 2)).unflatten(3, (half, 2)).mean(dim=(4, 6))
+    grid = chroma_grid(cells, chroma_cells)  # Python ints: the export keeps batch and
+    pool = cells // grid  # count dynamic
+    chroma = chroma.unflatten(4, (grid, pool)).unflatten(3, (grid, pool)).mean(dim=(4, 6))
     return torch.cat([luma.flatten(2), chroma.flatten(2)], dim=-1)
 
 
-def bank_codes(bank: Tensor, invalid: Tensor, side: int, cells: int = DESCRIPTOR_CELLS) -> Tensor:
+def bank_codes(
+    bank: Tensor,
+    invalid: Tensor,
+    side: int,
+    cells: int = DESCRIPTOR_CELLS,
+    chroma_cells: int | None = None,
+) -> Tensor:
     """What matching needs of a bank, computed once per style: ``[B,L,code_size + 1]``,
     each patch's match code (:func:`_match_code`), then its squared norm (a huge value for
     invalid patches, so they are never chosen; finite, so it survives fp16)."""
     pool = side // cells
     shaped = bank.reshape(bank.shape[0], bank.shape[1], 3, cells, pool, cells, pool)
-    codes = _match_code(shaped.mean(dim=(4, 6)), cells)
+    codes = _match_code(shaped.mean(dim=(4, 6)), cells, chroma_cells)
     norms = codes.pow(2).sum(-1).masked_fill(invalid, _NEVER)
     return torch.cat([codes, norms.unsqueeze(-1)], dim=-1)
 
 
 def style_codes(
-    style: Tensor, style_mask: Tensor | None, side: int, cells: int = DESCRIPTOR_CELLS
+    style: Tensor,
+    style_mask: Tensor | None,
+    side: int,
+    cells: int = DESCRIPTOR_CELLS,
+    chroma_cells: int | None = None,
 ) -> Tensor:
     """:func:`bank_codes` of :func:`style_patch_bank` without cutting the bank: the style
     is pooled to the code's grid first and each grid of the bank is read off the pooled
@@ -209,7 +230,9 @@ def style_codes(
         _neighbourhoods(shifted, rows, cols, stride)
         for shifted in _shifted_grids(pooled, stride, "replicate")
     ]
-    codes = _match_code(torch.cat(grids, dim=1).unflatten(2, (3, cells, cells)), cells)
+    codes = _match_code(
+        torch.cat(grids, dim=1).unflatten(2, (3, cells, cells)), cells, chroma_cells
+    )
     norms = codes.pow(2).sum(-1).masked_fill(_invalid_patches(style, style_mask, side), _NEVER)
     return torch.cat([codes, norms.unsqueeze(-1)], dim=-1)
 
@@ -287,20 +310,21 @@ def paste_nearest_patches(
     codes: Tensor,
     side: int,
     cells: int = DESCRIPTOR_CELLS,
+    chroma_cells: int | None = None,
 ) -> Tensor:
     """Replace each half-overlapping ``side`` patch of ``image`` by its nearest bank patch.
 
     ``image [B,3,H,W]`` (H, W multiples of ``side / 2``); the style as ``segments`` and
     ``grid`` from :func:`patch_source` (a style batch of 1 serves every image) and the
-    bank's ``codes`` from :func:`bank_codes`. Matches are found on brightness pooled to a
-    ``cells`` grid and chroma to half of it (``side`` a multiple of ``cells``, ``cells``
-    even) and overlap-added with a triangular window times ``||x - z||^-0.6`` on those
+    bank's ``codes`` from :func:`bank_codes` (same ``cells`` and ``chroma_cells``).
+    Matches are found on brightness pooled to a ``cells`` grid and chroma to the
+    :func:`chroma_grid` (``side`` a multiple of ``cells``, both grids even) and overlap-added with a triangular window times ``||x - z||^-0.6`` on those
     codes (badly matched patches count less). The choice itself passes no gradient.
     """
     batch, _, height, width = image.shape
     stride = side // 2
     rows, cols = height // stride, width // stride
-    query = _query_codes(image, side, cells)  # [B,N,code]
+    query = _query_codes(image, side, cells, chroma_cells)  # [B,N,code]
     best, nearest = _nearest_codes(query, codes)  # [B,N]
     distance = (best + query.pow(2).sum(-1)).clamp_min(0.0) / query.shape[-1]
     robust = (distance + 1e-4).pow(_ROBUST_EXPONENT).view(batch, 1, rows, cols)
@@ -331,11 +355,15 @@ def paste_nearest_patches(
     return summed[crop] / total[crop].clamp_min(1e-8)
 
 
-def _query_codes(image: Tensor, side: int, cells: int) -> Tensor:
+def _query_codes(
+    image: Tensor, side: int, cells: int, chroma_cells: int | None = None
+) -> Tensor:
     """:func:`_match_code` of each half-overlapping ``side`` patch of ``image`` (its
-    overhang reflected), ``[B, N, code_size]``: brightness and chroma planes are made once
-    from the image pooled to the code's grid, then each plane is cut into patches, so
-    the per-patch work touches 1 + 2/4 planes, not 3."""
+    overhang reflected), ``[B, N, code_size]`` (chroma on the :func:`chroma_grid`):
+    brightness and chroma planes are made once from the image pooled to the code's grid,
+    then each plane is cut into patches, so the per-patch work touches 1 + 2/4 planes at
+    most, not 3."""
+    chroma_cells = chroma_grid(cells, chroma_cells)
     pooled = F.avg_pool2d(image, side // cells)
     margin = cells // 4  # half the patch stride on the pooled grid
     pooled = F.pad(pooled, (margin, margin, margin, margin), mode="reflect")
@@ -345,7 +373,9 @@ def _query_codes(image: Tensor, side: int, cells: int) -> Tensor:
     return torch.cat(
         [
             _neighbourhoods(luma, rows, cols, cells // 2),
-            _neighbourhoods(F.avg_pool2d(chroma, 2), rows, cols, cells // 4),
+            _neighbourhoods(
+                F.avg_pool2d(chroma, cells // chroma_cells), rows, cols, chroma_cells // 2
+            ),
         ],
         dim=-1,
     )
@@ -359,6 +389,10 @@ def _nearest_codes(query: Tensor, codes: Tensor) -> tuple[Tensor, Tensor]:
 
     def nearest(rows: Tensor) -> tuple[Tensor, Tensor]:
         scores = F.pad(rows, (0, 1), value=1.0) @ scorer
+        if torch.onnx.is_in_onnx_export():  # onnxruntime's TopK beats its ArgMin by ~20%
+            # and, like argmin, keeps the first of equal scores (ONNX's rule for TopK)
+            best, index = scores.topk(1, dim=-1, largest=False)
+            return best.squeeze(-1), index.squeeze(-1)
         index = scores.argmin(dim=-1, keepdim=True)  # then one gather: min() exports as
         return scores.gather(-1, index).squeeze(-1), index.squeeze(-1)  # two full passes
 
@@ -377,9 +411,17 @@ def _box_blur(images: Tensor, radius: int) -> Tensor:
     return F.avg_pool2d(rows, (2 * radius + 1, 1), stride=1)
 
 
-def edge_weight(content: Tensor, floor: float = 0.2, radius: int = 4) -> Tensor:
+def edge_weight(content: Tensor, floor: float = 0.2, radius: int = 4, stride: int = 1) -> Tensor:
     """Where the content must survive, in [floor, 1]: its blurred gradient magnitude over
-    about 2.5x its mean (near the 90th percentile on photos; no sort, so it exports)."""
+    about 2.5x its mean (near the 90th percentile on photos; no sort, so it exports).
+
+    ``stride`` > 1: measured on the content pooled by ``stride`` (the blur's ``radius``
+    shrunk alike) and upsampled bilinearly; the weight is a blurred map anyway, and on
+    held-out teacher pairs half resolution scores the same at a quarter of the passes.
+    """
+    if stride > 1:
+        pooled = edge_weight(F.avg_pool2d(content, stride), floor, max(1, radius // stride))
+        return F.interpolate(pooled, scale_factor=stride, mode="bilinear", align_corners=False)
     gray = F.pad(luminance(content), (1, 1, 1, 1), mode="replicate")
     grad_x = gray[..., 1:-1, 2:] - gray[..., 1:-1, :-2]
     grad_y = gray[..., 2:, 1:-1] - gray[..., :-2, 1:-1]

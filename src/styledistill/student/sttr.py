@@ -45,6 +45,7 @@ from ..plumbing import atomic_path
 from .patch_synthesis import (
     BANK_SHIFTS,
     DESCRIPTOR_CELLS,
+    chroma_grid,
     code_size,
     edge_weight,
     fold_patches,
@@ -101,6 +102,11 @@ class STTRConfig:
     decoder_layers: int = 6
     dropout: float = 0.1
     decoder_channels: list[int] | None = None
+    #: How the image decoder's 3x3 convs see past the border: ``"reflect"`` (a reflection
+    #: pad before each, as the official code) or ``"zeros"`` (the conv's own zero padding:
+    #: in onnxruntime a separate pad op takes each tensor out of the convs' blocked layout
+    #: and back, which ``"zeros"`` avoids).
+    decoder_padding: str = "reflect"
     #: "sigmoid" (smooth, keeps gradients for pixels near 0/1) or "clamp".
     output_activation: str = "sigmoid"
     #: Feed the content image (full resolution) into the last conv, next to the
@@ -153,6 +159,12 @@ class STTRConfig:
     #: histogram prior; the side must be a multiple of 8 whose half divides the strides.
     texture_head: str = "attention"
     patch_descriptor_cells: int = DESCRIPTOR_CELLS
+    #: The match code's chroma grid (even, dividing ``patch_descriptor_cells``); None:
+    #: half the brightness grid.
+    patch_chroma_cells: int | None = None
+    #: The nearest-patch head measures the content's edges on the content pooled by this
+    #: (1: full resolution) and upsamples the weight (``patch_synthesis.edge_weight``).
+    patch_edge_stride: int = 1
     #: Backbone BatchNorm: ``"frozen"`` (statistics and affine as buffers, like the
     #: official code; right for pretrained weights) or ``"batch"`` (trainable BatchNorm
     #: with batch statistics; the trainer picks it for backbones trained from random init,
@@ -213,6 +225,8 @@ class STTRConfig:
             )
         if self.backbone_norm not in ("frozen", "batch"):
             raise ConfigError(f"{source}: backbone_norm must be 'frozen' or 'batch'")
+        if self.decoder_padding not in ("reflect", "zeros"):
+            raise ConfigError(f"{source}: decoder_padding must be 'reflect' or 'zeros'")
         if self.output_kernel not in (1, 3):
             raise ConfigError(f"{source}: output_kernel {self.output_kernel} must be 1 or 3")
         if self.colour_transfer not in ("meanstd", "histogram"):
@@ -246,6 +260,16 @@ class STTRConfig:
                 raise ConfigError(
                     f"{source}: patch_descriptor_cells {cells} must be even and divide "
                     f"style_patches {side}"
+                )
+            chroma = chroma_grid(cells, self.patch_chroma_cells)
+            if chroma < 2 or chroma % 2 or cells % chroma:
+                raise ConfigError(
+                    f"{source}: patch_chroma_cells {chroma} must be even and divide "
+                    f"patch_descriptor_cells {cells}"
+                )
+            if self.patch_edge_stride not in (1, 2, 4):
+                raise ConfigError(
+                    f"{source}: patch_edge_stride {self.patch_edge_stride} must be 1, 2 or 4"
                 )
         elif self.style_patches:
             if not self.content_skip or self.content_stride != self.style_stride:
@@ -309,17 +333,18 @@ def _sttr_small() -> STTRConfig:
     Same structure, lighter parts: MobileNetV2 tokenizers (torchvision; ImageNet weights
     ship offline, see ``scripts/setup.sh``), content and style tokens at stride 16 (the
     style resized to 256 px: 256 style tokens, fine enough to hold its brush marks),
-    d=128 with 4 heads, FFN 512, 2 encoder + 1 decoder layer (a second one cost 12% of the
-    ONNX content path and added nothing on held-out teacher pairs, bench/RESULTS.md), a
-    slim image decoder (64..8 channels) that receives AdaIN-matched content features at
-    strides 8 and 4
-    (``decoder_skip_strides``) and the content image at full resolution
+    d=128 with 4 heads, FFN 256, 2 encoder + 1 decoder layer, a slim image decoder
+    (64..8 channels, zero-padded convs) that receives AdaIN-matched content features at
+    stride 8 (``decoder_skip_strides``) and the content image at full resolution
     (``content_skip``, through a 1x1 last conv), no dropout, and the output predicted as
     a change to the content histogram-matched to the style (``colour_film`` with
-    ``colour_transfer="histogram"``),
-    with the teacher's texture drawn by a nearest-patch head (16 px style patches, see
-    ``patch_synthesis``) that a learned gate blends in: on held-out teacher pairs a soft
-    attention head over 32 px patches blurred the texture away (bench/RESULTS.md).
+    ``colour_transfer="histogram"``), with the teacher's texture drawn by a nearest-patch
+    head (16 px style patches matched on brightness at 8 x 8 and chroma at 2 x 2, edges
+    measured at half resolution; see ``patch_synthesis``) that a learned gate blends in:
+    on held-out teacher pairs a soft attention head over 32 px patches blurred the
+    texture away. Each of the lighter choices (one decoder layer, FFN 256, no stride-4
+    skip, zero padding, the coarser chroma and edge map) scored the same on held-out
+    teacher pairs and bought part of the speed of the content path (bench/RESULTS.md).
     """
     return STTRConfig(
         name="sttr-small",
@@ -330,18 +355,21 @@ def _sttr_small() -> STTRConfig:
         style_size=256,
         d_model=128,
         num_heads=4,
-        ffn_dim=512,
+        ffn_dim=256,
         encoder_layers=2,
         decoder_layers=1,
         decoder_channels=[64, 32, 16, 8],
+        decoder_padding="zeros",
         dropout=0.0,  # 0.1 stalls a model this small (measured: loss flat for 100+ steps)
         content_skip=True,
         output_kernel=1,
         colour_film=True,
         colour_transfer="histogram",
-        decoder_skip_strides=[8, 4],
+        decoder_skip_strides=[8],
         style_patches=16,
         texture_head="nearest",
+        patch_chroma_cells=2,
+        patch_edge_stride=2,
         pad_multiple=32,
     )
 
@@ -650,18 +678,31 @@ class ResidualBottleneck(nn.Module):
         return x + self.net(x)
 
 
-def image_decoder(channels: list[int]) -> nn.Sequential:
-    """[bottleneck, bilinear x2, reflection pad, 3x3 conv] per stage; the last conv gives RGB."""
+def image_decoder(channels: list[int], padding: str = "reflect") -> nn.Sequential:
+    """[bottleneck, bilinear x2, pad, 3x3 conv] per stage; the last conv gives RGB.
+
+    ``padding``: ``"reflect"`` (a reflection pad layer) or ``"zeros"`` (the pad layer is
+    an identity and each conv pads with zeros); four layers per stage either way."""
     layers: list[nn.Module] = []
     for i, width in enumerate(channels):
         out = channels[i + 1] if i + 1 < len(channels) else 3
         layers += [
             ResidualBottleneck(width, max(1, width // 2)),
             nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(width, out, 3),
+            *_padded_conv(width, out, 3, padding),
         ]
     return nn.Sequential(*layers)
+
+
+def _padded_conv(
+    in_channels: int, out_channels: int, kernel: int, padding: str
+) -> tuple[nn.Module, nn.Conv2d]:
+    """(pad layer, conv) keeping the size for an odd ``kernel``: a reflection pad and an
+    unpadded conv, or an identity and a zero-padded conv."""
+    margin = kernel // 2
+    if padding == "reflect" and margin:
+        return nn.ReflectionPad2d(margin), nn.Conv2d(in_channels, out_channels, kernel)
+    return nn.Identity(), nn.Conv2d(in_channels, out_channels, kernel, padding=margin)
 
 
 class Tokenizer(nn.Module):
@@ -838,23 +879,25 @@ class STTR(nn.Module):
         self.decoder_norm = nn.LayerNorm(dim)
         channels = config.image_decoder_channels()
         self.output_proj = nn.Conv2d(dim, channels[0], 1)
-        self.image_decoder = image_decoder(channels)
+        padding = config.decoder_padding
+        self.image_decoder = image_decoder(channels, padding)
         backbone_channels = BACKBONES[config.content_backbone].channels
         for stride in config.decoder_skip_strides:  # widen the conv right after that upsampling
             index = 4 * self._skip_stage(stride) + 3
             conv = self.image_decoder[index]
-            self.image_decoder[index] = nn.Conv2d(
-                conv.in_channels + backbone_channels[stride], conv.out_channels, 3
-            )
+            self.image_decoder[index] = _padded_conv(
+                conv.in_channels + backbone_channels[stride], conv.out_channels, 3, padding
+            )[1]
         if config.content_skip:
             last = self.image_decoder[-1]
             extra = (6 if config.colour_film else 3) + (3 if config.style_patches else 0)
             # + for the nearest-patch head, a 4th output: the gate (logit) that decides where
             # the output follows the synthesised texture
             kernel = config.output_kernel
-            widened = nn.Conv2d(last.in_channels + extra, 4 if self._nearest_head else 3, kernel)
-            if kernel == 1:  # no border to pad for a 1x1
-                self.image_decoder[-2] = nn.Identity()
+            pad, widened = _padded_conv(
+                last.in_channels + extra, 4 if self._nearest_head else 3, kernel, padding
+            )
+            self.image_decoder[-2] = pad  # an identity for a 1x1: no border to pad
             centre = kernel // 2
             with torch.no_grad():  # start close to the skip image itself: learn the change
                 widened.weight.zero_()
@@ -961,7 +1004,7 @@ class STTR(nn.Module):
         side, stride = self.config.style_patches, self.config.style_stride
         if not self._nearest_head:
             return 3 * side * side
-        codes = code_size(self.config.patch_descriptor_cells) + 1
+        codes = code_size(self.config.patch_descriptor_cells, self.config.patch_chroma_cells) + 1
         return 3 * stride * stride * len(BANK_SHIFTS) + self.patches_per_style_token * codes
 
     @property
@@ -1024,10 +1067,18 @@ class STTR(nn.Module):
         ``colour_stats``: the colour tokens (the bank's grid rides in the first)."""
         side = self.config.style_patches
         grid, luminance_quantiles = colour_stats[:, 0, 6:8], colour_stats[:, 4:5]
+        config = self.config
         mosaic = paste_nearest_patches(
-            base, segments, grid, codes, side, self.config.patch_descriptor_cells
+            base,
+            segments,
+            grid,
+            codes,
+            side,
+            config.patch_descriptor_cells,
+            config.patch_chroma_cells,
         )
-        fused = fuse_luminance(mosaic, luminance(base), edge_weight(content))
+        edges = edge_weight(content, stride=config.patch_edge_stride)
+        fused = fuse_luminance(mosaic, luminance(base), edges)
         brightness = luminance(fused)
         target = match_channel_quantiles(
             brightness, content_mask, luminance_quantiles.expand(base.shape[0], -1, -1)
@@ -1060,7 +1111,8 @@ class STTR(nn.Module):
         if self._nearest_head:  # [style segments | bank codes | padding], flat
             values = memory[:, styles + stats_count :].flatten(1)
             pixels = 3 * styles * self.config.style_stride**2 * len(BANK_SHIFTS)
-            codes_size = code_size(self.config.patch_descriptor_cells) + 1
+            config = self.config
+            codes_size = code_size(config.patch_descriptor_cells, config.patch_chroma_cells) + 1
             bank = styles * self.patches_per_style_token
             segment = self.config.style_patches // 2
             patches = values[:, :pixels].reshape(memory.shape[0], -1, segment)
@@ -1179,8 +1231,14 @@ class STTR(nn.Module):
             if self._nearest_head:  # the style's pixels (segments) + its bank's match
                 # codes, once per style; the codes flag invalid patches (a Stylizer drops
                 # an unpadded style's mask), and a chosen patch is read from the pixels
-                side, cells = self.config.style_patches, self.config.patch_descriptor_cells
-                codes = style_codes(style, style_mask, side, cells)
+                config = self.config
+                codes = style_codes(
+                    style,
+                    style_mask,
+                    config.style_patches,
+                    config.patch_descriptor_cells,
+                    config.patch_chroma_cells,
+                )
                 values = torch.cat([segments.flatten(1), codes.flatten(1)], dim=1)
                 values = F.pad(values, (0, styles * per_token * dim - values.shape[1]))
                 tokens = values.reshape(values.shape[0], -1, dim).to(memory.dtype)
