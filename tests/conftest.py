@@ -117,7 +117,7 @@ def modules_imported_by(code: str, modules: Sequence[str] = ("torch",)) -> list[
 # --------------------------------------------------------------------------- tiny student
 
 #: What depends on the token stride: one x2 decoder stage per halving down to the pixels,
-#: the style side, and the finer content skips (sttr-small's [8, 4] fit stride 16 only).
+#: the style side, and the finer content skips (sttr-small's [8] fits stride 16 only).
 _TINY_BY_STRIDE: dict[int, dict] = {
     16: {"decoder_channels": [16, 8, 8, 8], "style_size": 64},
     8: {"decoder_channels": [32, 16, 8], "style_size": 32, "decoder_skip_strides": [4]},

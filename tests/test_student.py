@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -175,6 +176,54 @@ def test_the_last_conv_kernel_is_a_setting_and_older_checkpoints_keep_their_3x3(
         torch.testing.assert_close(loaded(content, style), older(content, style))
     with pytest.raises(ConfigError, match="output_kernel 2 must be 1 or 3"):
         tiny_model(output_kernel=2)
+
+
+#: The settings sttr-small changed from the last release, as that release had them.
+_LAST_RELEASE_HEAD = {
+    "decoder_padding": "reflect",
+    "patch_chroma_cells": None,
+    "patch_edge_stride": 1,
+}
+
+
+def test_lighter_settings_are_settings_and_older_checkpoints_keep_theirs(tmp_path):
+    """sttr-small's decoder convs pad with zeros (no pad layers), its match codes carry
+    chroma at 2x2 and its edge weight is measured at half resolution; a checkpoint saved
+    before those settings existed loads with reflection pads, 4x4 chroma and full
+    resolution edges, and gives the outputs it gave."""
+    small = tiny_model()
+    config = small.config
+    assert (config.decoder_padding, config.patch_chroma_cells, config.patch_edge_stride) == (
+        "zeros",
+        2,
+        2,
+    )
+    assert not any(isinstance(m, torch.nn.ReflectionPad2d) for m in small.image_decoder)
+    squares = [m for m in small.image_decoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(m.padding == (m.kernel_size[0] // 2,) * 2 for m in squares)
+    older = tiny_model(**_LAST_RELEASE_HEAD)
+    assert any(isinstance(m, torch.nn.ReflectionPad2d) for m in older.image_decoder)
+    with torch.no_grad():
+        older.image_decoder[-1].weight.normal_(0.0, 0.1)
+    folder = older.save_pretrained(tmp_path / "older")
+    saved = json.loads((folder / "config.json").read_text())
+    for key in _LAST_RELEASE_HEAD:
+        del saved[key]
+    (folder / "config.json").write_text(json.dumps(saved))
+    loaded = STTR.from_pretrained(folder)
+    assert {k: getattr(loaded.config, k) for k in _LAST_RELEASE_HEAD} == _LAST_RELEASE_HEAD
+    content, style = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(content, style), older(content, style))
+        same_weights = STTR(dataclasses.replace(config, **_LAST_RELEASE_HEAD)).eval()
+        same_weights.load_state_dict(small.state_dict())  # the settings change the output
+        assert not torch.allclose(small(content, style), same_weights(content, style))
+    with pytest.raises(ConfigError, match="decoder_padding must be"):
+        tiny_model(decoder_padding="circular")
+    with pytest.raises(ConfigError, match="patch_chroma_cells 3 must be even"):
+        tiny_model(patch_chroma_cells=3)
+    with pytest.raises(ConfigError, match="patch_edge_stride 3 must be"):
+        tiny_model(patch_edge_stride=3)
 
 
 def test_the_nearest_patch_head_draws_the_styles_texture_from_the_start():

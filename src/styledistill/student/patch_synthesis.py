@@ -352,12 +352,10 @@ def paste_nearest_patches(
     assert summed is not None and total is not None
     margin = stride // 2
     crop = (..., slice(margin, margin + rows * stride), slice(margin, margin + cols * stride))
-    return summed[crop] / total[crop].clamp_min(1e-8)
+    return (summed / total.clamp_min(1e-8))[crop]  # one crop, not one for each
 
 
-def _query_codes(
-    image: Tensor, side: int, cells: int, chroma_cells: int | None = None
-) -> Tensor:
+def _query_codes(image: Tensor, side: int, cells: int, chroma_cells: int | None = None) -> Tensor:
     """:func:`_match_code` of each half-overlapping ``side`` patch of ``image`` (its
     overhang reflected), ``[B, N, code_size]`` (chroma on the :func:`chroma_grid`):
     brightness and chroma planes are made once from the image pooled to the code's grid,

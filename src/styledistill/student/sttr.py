@@ -1335,7 +1335,8 @@ class STTR(nn.Module):
         else:
             out = self.image_decoder(x)
         if self.config.content_skip:  # last stage: pad + conv over [features, content]
-            skip = content - 0.5
+            # the content enters centred; a 1x1 last conv takes the centring in its bias
+            skip = content if self._pointwise_output else content - 0.5
             base = base_logit = change = None
             if style_stats is not None:
                 stats = style_stats.expand(batch, -1, -1)
@@ -1373,13 +1374,14 @@ class STTR(nn.Module):
             if self._pointwise_output:  # a 1x1 conv commutes with bilinear upsampling: its
                 # features' share is taken at half resolution, then upsampled
                 features = x.shape[1]
-                x = F.conv2d(x, last.weight[:, :features], last.bias)
+                centring = 0.5 * last.weight[:, features : features + 3].sum(dim=(1, 2, 3))
+                x = F.conv2d(x, last.weight[:, :features], last.bias - centring)
                 out = self.image_decoder[-3](x) + F.conv2d(skip, last.weight[:, features:])
             else:
                 out = last(self.image_decoder[-2](torch.cat([x, skip], dim=1)))
             if change is not None:  # the gate: where the output follows the synthesis
-                out, gate = out[:, :3], torch.sigmoid(out[:, 3:])
-                base_logit = base_logit + gate * change
+                out, gate = out.split([3, 1], dim=1)  # one op, not two slices
+                base_logit = base_logit + torch.sigmoid(gate) * change
             if base_logit is not None:  # a change to the recoloured content
                 if self.config.output_activation == "sigmoid":
                     return torch.sigmoid(out + base_logit)
