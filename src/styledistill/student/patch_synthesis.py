@@ -387,10 +387,6 @@ def _nearest_codes(query: Tensor, codes: Tensor) -> tuple[Tensor, Tensor]:
 
     def nearest(rows: Tensor) -> tuple[Tensor, Tensor]:
         scores = F.pad(rows, (0, 1), value=1.0) @ scorer
-        if torch.onnx.is_in_onnx_export():  # onnxruntime's TopK beats its ArgMin by ~20%
-            # and, like argmin, keeps the first of equal scores (ONNX's rule for TopK)
-            best, index = scores.topk(1, dim=-1, largest=False)
-            return best.squeeze(-1), index.squeeze(-1)
         index = scores.argmin(dim=-1, keepdim=True)  # then one gather: min() exports as
         return scores.gather(-1, index).squeeze(-1), index.squeeze(-1)  # two full passes
 
