@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 
-from onnx_vs_torch import machine  # bench/ is on sys.path when run as a script
+from onnx_vs_torch import machine, timed  # bench/ is on sys.path when run as a script
 
 
 def session(nodes, inputs, outputs, initializers=(), threads: int = 2):
@@ -36,14 +35,7 @@ def session(nodes, inputs, outputs, initializers=(), threads: int = 2):
 
 
 def median_ms(run, repeats: int) -> float:
-    for _ in range(5):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
+    return float(np.median(timed(run, repeats, warmup=5))) * 1e3
 
 
 def main() -> None:
