@@ -5,8 +5,8 @@ content path has at 384x384, against the form the export used before: the histog
 bins' cast (int32 indices, ``export.narrow_gather_indices``) and the brightness of an
 image (``image_ops.luminance``, the same numbers: the script checks). (onnxruntime's TopK
 with k=1 beat ArgMin by ~20% here in some runs and lost by 50% in others; in the whole
-graph it made no difference, so the nearest patch stays an argmin.) The machine's other work moves whole runs, so
-compare rows of one run only.
+graph it made no difference, so the nearest patch stays an argmin.) The machine's other
+work moves whole runs, so compare rows of one run only.
 
     python bench/onnx_ops.py --repeats 200
 """

@@ -438,6 +438,7 @@ def narrow_gather_indices(graph) -> int:
     for node in graph.node:
         for position, name in enumerate(node.input):
             consumers.setdefault(name, []).append((node.op_type, position, node))
+    outputs = {output.name for output in graph.output}
     changed = 0
     retyped: set[str] = set()
     for node in graph.node:
@@ -449,7 +450,7 @@ def narrow_gather_indices(graph) -> int:
             name = pending.pop()
             reached.append(name)
             uses = consumers.get(name, [])
-            only_indices = bool(uses) and name not in {o.name for o in graph.output}
+            only_indices = bool(uses) and name not in outputs
             for op, position, user in uses:
                 if (op, position) in _INDEX_INPUTS or op == "Shape":
                     continue

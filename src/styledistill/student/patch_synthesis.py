@@ -318,8 +318,9 @@ def paste_nearest_patches(
     ``grid`` from :func:`patch_source` (a style batch of 1 serves every image) and the
     bank's ``codes`` from :func:`bank_codes` (same ``cells`` and ``chroma_cells``).
     Matches are found on brightness pooled to a ``cells`` grid and chroma to the
-    :func:`chroma_grid` (``side`` a multiple of ``cells``, both grids even) and overlap-added with a triangular window times ``||x - z||^-0.6`` on those
-    codes (badly matched patches count less). The choice itself passes no gradient.
+    :func:`chroma_grid` (``side`` a multiple of ``cells``, both grids even) and
+    overlap-added with a triangular window times ``||x - z||^-0.6`` on those codes
+    (badly matched patches count less). The choice itself passes no gradient.
     """
     batch, _, height, width = image.shape
     stride = side // 2

@@ -1004,8 +1004,14 @@ class STTR(nn.Module):
         side, stride = self.config.style_patches, self.config.style_stride
         if not self._nearest_head:
             return 3 * side * side
-        codes = code_size(self.config.patch_descriptor_cells, self.config.patch_chroma_cells) + 1
-        return 3 * stride * stride * len(BANK_SHIFTS) + self.patches_per_style_token * codes
+        pixels = 3 * stride * stride * len(BANK_SHIFTS)
+        return pixels + self.patches_per_style_token * self._code_values
+
+    @property
+    def _code_values(self) -> int:
+        """Numbers the nearest-patch head keeps per bank patch: its match code, its norm."""
+        config = self.config
+        return code_size(config.patch_descriptor_cells, config.patch_chroma_cells) + 1
 
     @property
     def tokens_per_patch(self) -> int:
@@ -1065,15 +1071,14 @@ class STTR(nn.Module):
         histogram-matched to the style), brightness fused with the content's on its edges,
         then matched to the style's brightness histogram. All in [0, 1], ``[B,3,H,W]``.
         ``colour_stats``: the colour tokens (the bank's grid rides in the first)."""
-        side = self.config.style_patches
-        grid, luminance_quantiles = colour_stats[:, 0, 6:8], colour_stats[:, 4:5]
         config = self.config
+        grid, luminance_quantiles = colour_stats[:, 0, 6:8], colour_stats[:, 4:5]
         mosaic = paste_nearest_patches(
             base,
             segments,
             grid,
             codes,
-            side,
+            config.style_patches,
             config.patch_descriptor_cells,
             config.patch_chroma_cells,
         )
@@ -1111,8 +1116,7 @@ class STTR(nn.Module):
         if self._nearest_head:  # [style segments | bank codes | padding], flat
             values = memory[:, styles + stats_count :].flatten(1)
             pixels = 3 * styles * self.config.style_stride**2 * len(BANK_SHIFTS)
-            config = self.config
-            codes_size = code_size(config.patch_descriptor_cells, config.patch_chroma_cells) + 1
+            codes_size = self._code_values
             bank = styles * self.patches_per_style_token
             segment = self.config.style_patches // 2
             patches = values[:, :pixels].reshape(memory.shape[0], -1, segment)
