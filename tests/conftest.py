@@ -184,6 +184,27 @@ def tiny_student_dir(tmp_path_factory) -> Path:
     return make_tiny_student().save_pretrained(tmp_path_factory.mktemp("tiny") / "student")
 
 
+#: ``styledistill train`` flags for tiny ResNets, which have no offline weights file.
+RANDOM_BACKBONES = ["--backbone-weights", "random"]
+
+
+@pytest.fixture
+def train_args(student_config) -> Callable[..., list[str]]:
+    """``train_args(data, out, *extra)``: ``styledistill train`` arguments for a tiny
+    stride-8 student at 32 px on the CPU (random backbones, no perceptual term)."""
+    tiny = student_config(stride=8)
+    options = [a for k, v in tiny.items() for a in ("--model-option", f"{k}={json.dumps(v)}")]
+
+    def args(data: Path, out: Path, *extra: str) -> list[str]:
+        return [
+            "train", "--data", str(data), "--out", str(out), "--size", "32", "--device", "cpu",
+            "--no-progress", "--no-tensorboard", "--num-workers", "0", "--perceptual-weight", "0",
+            "--batch-size", "2", "--val-fraction", "0.3", *RANDOM_BACKBONES, *options, *extra,
+        ]  # fmt: skip
+
+    return args
+
+
 # --------------------------------------------------------------------------- tiny texture
 
 #: Texture-teacher options for a fast run: one scale, one 9 px patch size, one IRLS step,

@@ -107,7 +107,7 @@ BAD_SOURCES = {
     ),
     "over the pixel limit": (
         lambda p: p.write_bytes(_encoded(Image.new("RGB", (300, 300)), "PNG")),
-        "image is 300x300 = 90,000 pixels, over the limit of 50,000 (max_pixels)",
+        "image is 300x300 = 90,000 pixels, over the limit of 50,000 pixels for an input image",
     ),
     "directory": (lambda p: p.mkdir(), "is a directory, not an image file"),
     "missing": (lambda p: None, "no such file"),

@@ -13,7 +13,6 @@ import struct
 import time
 import zlib
 from collections import namedtuple
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -313,23 +312,7 @@ def test_teach_checks_its_output_before_loading_a_teacher(tmp_path, capsys, monk
 # --------------------------------------------------------------------------- train
 
 
-RANDOM_BACKBONES = ["--backbone-weights", "random"]  # offline tiny ResNets have no file
-
-
-@pytest.fixture
-def train_args(student_config) -> Callable[..., list[str]]:
-    """``train_args(data, out, *extra)``: a tiny stride-8 student (conftest.py) at 32 px."""
-    tiny = student_config(stride=8)
-    options = [a for k, v in tiny.items() for a in ("--model-option", f"{k}={json.dumps(v)}")]
-
-    def args(data: Path, out: Path, *extra: str) -> list[str]:
-        return [
-            "train", "--data", str(data), "--out", str(out), "--size", "32", "--device", "cpu",
-            "--no-progress", "--no-tensorboard", "--num-workers", "0", "--perceptual-weight", "0",
-            "--batch-size", "2", "--val-fraction", "0.3", *RANDOM_BACKBONES, *options, *extra,
-        ]  # fmt: skip
-
-    return args
+# train_args: conftest.py
 
 
 def test_train_rejects_arguments_before_creating_out(train_args, tmp_path, capsys):

@@ -62,7 +62,7 @@ def check_size(
         raise ImageError(
             name,
             f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (max_pixels)",
+            f"{max_pixels:,} pixels for an input image",
         )
     if min(width, height) < min_side:
         raise ImageError(

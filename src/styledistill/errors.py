@@ -15,6 +15,18 @@ class CheckpointError(StyledistillError):
     """A checkpoint or weights file that is missing, corrupt or untrusted."""
 
 
+class NonFiniteError(StyledistillError, ValueError):
+    """A model output or a setting holds NaN or infinity; nothing is saved from it."""
+
+    @classmethod
+    def in_output(cls, what: str) -> NonFiniteError:
+        """The one wording for a non-finite model output (PyTorch and ONNX paths alike)."""
+        return cls(
+            f"{what} holds NaN or infinite values (damaged weights, or an overflow in "
+            "reduced precision); nothing was saved"
+        )
+
+
 class MissingDependencyError(StyledistillError, ImportError):
     """An optional package is needed for this feature."""
 

@@ -35,7 +35,15 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .images import ImageError, center_crop_resize, image_grid, list_images, load_image, save_image
+from .images import (
+    ImageError,
+    center_crop_resize,
+    image_grid,
+    list_images,
+    load_image,
+    require_finite,
+    save_image,
+)
 from .plumbing import atomic_path
 from .runtime import progress_bar, resolve_device
 
@@ -83,6 +91,9 @@ class EvaluationSettings:
     grid_rows: int = 8
     title: str | None = None
     progress: bool = True
+    #: Largest working batch to attempt, in pixels (``batch_size x size x size``); None:
+    #: what the device's free memory holds (styledistill.budget), held images included.
+    max_pixels: int | None = None
 
 
 # --------------------------------------------------------------------------- metric networks
@@ -204,6 +215,8 @@ def _build_teacher(settings: EvaluationSettings, device: torch.device) -> Any:
 
     options = dict(settings.teacher_options)
     options.setdefault("size", settings.size)
+    if settings.max_pixels is not None:
+        options.setdefault("max_pixels", settings.max_pixels)
     if get_teacher_spec(teacher).needs_weights:
         options.setdefault("progress", False)  # the evaluation's bar is enough
         options.setdefault("batch_size", settings.batch_size)
@@ -237,11 +250,19 @@ def _teacher_method(teacher: Any, batch_size: int) -> _Method:
     return _Method("teacher", f"teacher ({name})", description, info, teacher.prepare_style, run)
 
 
-def _student_method(checkpoint: Any, device: torch.device, size: int, batch_size: int) -> _Method:
+def _student_method(
+    checkpoint: Any,
+    device: torch.device,
+    size: int,
+    batch_size: int,
+    max_pixels: int | None = None,
+) -> _Method:
     from .student import Stylizer
 
     if isinstance(checkpoint, (str, os.PathLike)):
-        stylizer = Stylizer.from_pretrained(checkpoint, device=device, size=size)
+        stylizer = Stylizer.from_pretrained(
+            checkpoint, device=device, size=size, max_pixels=max_pixels
+        )
         source = str(checkpoint)
     else:
         stylizer, source = checkpoint, "in-memory model"
@@ -282,10 +303,14 @@ def evaluate(settings: EvaluationSettings) -> dict[str, Any]:
         raise ConfigError(f"--batch-size {settings.batch_size}: must be at least 1")
     device = resolve_device(settings.device)
     out = Path(settings.out)
-    # A missing or unreadable checkpoint is reported before any image is read.
+    # A missing or unreadable checkpoint, or work that cannot fit, is reported before any
+    # image is read.
+    check_evaluation_memory(settings)
     student = None
     if settings.checkpoint is not None:
-        student = _student_method(settings.checkpoint, device, settings.size, settings.batch_size)
+        student = _student_method(
+            settings.checkpoint, device, settings.size, settings.batch_size, settings.max_pixels
+        )
     skipped_inputs: list[dict[str, str]] = []
     contents, content_names = _load_folder(
         settings.contents, "contents", settings.size, settings.limit_contents, skipped_inputs
@@ -326,6 +351,7 @@ def evaluate(settings: EvaluationSettings) -> dict[str, Any]:
             start = time.perf_counter()
             prepared = method.prepare(style)
             stylized = method.run(contents, prepared)
+            require_finite(stylized, f"the {method.label} output")  # never saved as black
             _sync(device)
             method.seconds += time.perf_counter() - start
             method.pairs += len(contents)
@@ -410,6 +436,53 @@ def evaluate(settings: EvaluationSettings) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def check_evaluation_memory(settings: EvaluationSettings, images: int | None = None) -> None:
+    """Refuse (one line) an evaluation whose tensors cannot fit, before images are read.
+
+    The student (from its config.json, before its weights load) and the teacher at
+    ``size`` with ``batch_size``, and the ``images`` contents and styles held in memory
+    at ``size`` (None: counted from the folders) while the memory is checked.
+    """
+    from .budget import IMAGE_BYTES_PER_PIXEL, check_memory, student_bytes_per_pixel
+    from .teachers.registry import check_teacher_memory
+
+    size, batch, device = settings.size, settings.batch_size, resolve_device(settings.device)
+    checkpoint = settings.checkpoint
+    if isinstance(checkpoint, (str, os.PathLike)):
+        from .student import STTR
+
+        _, config = STTR.read_config(checkpoint)
+        multiple = config.pad_multiple
+        padded = size + (-size) % multiple
+        shape = (batch, padded, padded) if batch > 1 else (padded, padded)
+        need = student_bytes_per_pixel(config.image_decoder_channels()[-1]) * batch * padded**2
+        check_memory("the student", shape, need, max_pixels=settings.max_pixels, device=device)
+    if isinstance(settings.teacher, str):
+        options = settings.teacher_options
+        check_teacher_memory(
+            settings.teacher,
+            int(options.get("size", size)),
+            int(options.get("batch_size", batch)),
+            max_pixels=settings.max_pixels,
+            device=device,
+        )
+    if settings.max_pixels is None:  # by hand, the caller vouches for what is held too
+        if images is None:
+            images = sum(
+                min(len(list_images(folder)), limit or 2**62)
+                for folder, limit in (
+                    (settings.contents, settings.limit_contents),
+                    (settings.styles, settings.limit_styles),
+                )
+                if Path(folder).is_dir()
+            )
+        check_memory(
+            f"holding {images} contents and styles",
+            (images, size, size),
+            IMAGE_BYTES_PER_PIXEL * images * size * size,
+        )
 
 
 def _safe_name(path: Path, root: Path) -> str:

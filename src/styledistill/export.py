@@ -36,8 +36,21 @@ from typing import Any
 
 import numpy as np
 
+from .budget import (
+    attention_bytes,
+    check_memory,
+    long_side_shape,
+    student_bytes_per_pixel,
+    working_shape,
+)
 from .decode import DEFAULT_MAX_PIXELS, MIN_IMAGE_SIDE, decode_image
-from .errors import CheckpointError, ConfigError, MissingDependencyError, StyledistillError
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    MissingDependencyError,
+    NonFiniteError,
+    StyledistillError,
+)
 from .plumbing import atomic_path, first_line
 
 __all__ = [
@@ -49,7 +62,9 @@ __all__ = [
     "OnnxStyleCode",
     "OnnxStylizer",
     "allowed_outliers",
+    "check_export",
     "export_onnx",
+    "int8_path",
     "style_model_path",
 ]
 
@@ -87,7 +102,8 @@ def style_model_path(onnx_path: str | os.PathLike) -> Path:
     return path.with_name(stem + ".style.onnx")
 
 
-def _int8_path(onnx_path: Path) -> Path:
+def int8_path(onnx_path: Path) -> Path:
+    """``model.onnx`` -> ``model.int8.onnx`` (the quantized content graph)."""
     stem = onnx_path.name[: -len(".onnx")] if onnx_path.name.endswith(".onnx") else onnx_path.name
     return onnx_path.with_name(stem + ".int8.onnx")
 
@@ -209,6 +225,7 @@ def export_onnx(
     verify: bool = True,
     verify_sizes: list[tuple[int, int]] | None = None,
     seed: int = 0,
+    max_pixels: int | None = None,
 ) -> ExportReport:
     """Export an :class:`~styledistill.student.STTR` (or a checkpoint folder) to ONNX.
 
@@ -218,7 +235,8 @@ def export_onnx(
     PyTorch on ``verify_sizes`` (content ``(H, W)``; default: three sizes from
     ``size``, one of them odd) and a :class:`StyledistillError` is raised if more than
     :data:`MAX_OUTLIER_FRACTION` of the fp32 output values differ by over
-    :data:`FP32_TOLERANCE`.
+    :data:`FP32_TOLERANCE`. Settings and the pixel budget (``max_pixels``, as
+    :class:`OnnxStylizer`) are checked by :func:`check_export` before anything is traced.
     """
     import time
 
@@ -233,16 +251,17 @@ def export_onnx(
         raise ConfigError(
             f"export_onnx needs an STTR model or checkpoint folder, got {type(model).__name__}"
         )
-    if not 14 <= opset <= 20:
-        raise ConfigError(
-            f"--opset {opset}: choose 14..20 (attention needs 14; the TorchScript exporter stops at 20)"
-        )
+    check_export(
+        onnx_path,
+        model.config,
+        opset=opset,
+        size=size,
+        verify=verify,
+        verify_sizes=verify_sizes,
+        max_pixels=max_pixels,
+    )
     multiple = model.config.pad_multiple
-    if size < multiple:
-        raise ConfigError(f"--size {size}: must be at least the pad multiple {multiple}")
     onnx_path = Path(onnx_path)
-    if onnx_path.suffix != ".onnx":
-        raise ConfigError(f"{onnx_path}: the output file must end in .onnx")
     style_path = style_model_path(onnx_path)
     try:
         onnx_path.parent.mkdir(parents=True, exist_ok=True)
@@ -266,6 +285,7 @@ def export_onnx(
 
     metadata = {
         "role": "stylizer",
+        "decoder_width": str(model.config.image_decoder_channels()[-1]),  # the pixel budget
         "style_model": style_path.name,
         "pad_multiple": str(multiple),
         "style_size": "" if model.config.style_size is None else str(model.config.style_size),
@@ -325,6 +345,52 @@ def export_onnx(
             "faithful"
         )
     return report
+
+
+def check_export(
+    onnx_path: str | os.PathLike,
+    config: Any,
+    *,
+    opset: int = DEFAULT_OPSET,
+    size: int = 512,
+    verify: bool = True,
+    verify_sizes: list[tuple[int, int]] | None = None,
+    max_pixels: int | None = None,
+) -> None:
+    """Refuse, in one line and before any work, an export that cannot succeed.
+
+    ``config``: the model's STTRConfig (the CLI reads it from config.json before the
+    weights load). Checks the opset, the size, the ``.onnx`` suffix and the pixel
+    budget of the trace and of the verification runs (:mod:`styledistill.budget`).
+    """
+    if not 14 <= opset <= 20:
+        raise ConfigError(
+            f"--opset {opset}: choose 14..20 (attention needs 14; the TorchScript exporter stops at 20)"
+        )
+    multiple = config.pad_multiple
+    if size < multiple:
+        raise ConfigError(f"--size {size}: must be at least the pad multiple {multiple}")
+    if Path(onnx_path).suffix != ".onnx":
+        raise ConfigError(f"{onnx_path}: the output file must end in .onnx")
+    per_pixel = student_bytes_per_pixel(config.image_decoder_channels()[-1])
+    content_hw = (_round(size * 3 // 4, multiple), _round(size, multiple))
+    need = per_pixel * 2 * content_hw[0] * content_hw[1]  # the trace: a batch of 2
+    largest = (2, *content_hw)
+    if verify:
+        style_side = config.style_size or size
+        style_tokens = (style_side // config.style_stride) ** 2
+        sizes = verify_sizes or _default_verify_sizes(size, multiple)
+        for index, (height, width) in enumerate(sizes):
+            batch = 1 + index % 2
+            padded = working_shape(height, width, None, multiple)
+            tokens = (padded[0] // config.content_stride) * (padded[1] // config.content_stride)
+            run = per_pixel * batch * padded[0] * padded[1] * 2 + attention_bytes(
+                batch, config.num_heads, tokens, tokens + style_tokens
+            )  # PyTorch and onnxruntime on the same inputs
+            if run > need:
+                need, largest = run, (batch, *padded)
+    shape = largest if largest[0] > 1 else largest[1:]
+    check_memory("exporting", shape, need, max_pixels=max_pixels)
 
 
 def _round(value: int, multiple: int) -> int:
@@ -488,8 +554,8 @@ def quantize_int8(onnx_path: str | os.PathLike) -> tuple[Path, Path]:
 
     onnx_path = Path(onnx_path)
     pairs = [
-        (onnx_path, _int8_path(onnx_path)),
-        (style_model_path(onnx_path), style_model_path(_int8_path(onnx_path))),
+        (onnx_path, int8_path(onnx_path)),
+        (style_model_path(onnx_path), style_model_path(int8_path(onnx_path))),
     ]
     for source, target in pairs:
         try:
@@ -507,7 +573,7 @@ def quantize_int8(onnx_path: str | os.PathLike) -> tuple[Path, Path]:
                     )
                 finally:
                     root.setLevel(level)
-                _retarget_style_model(tmp, style_model_path(_int8_path(onnx_path)).name)
+                _retarget_style_model(tmp, style_model_path(int8_path(onnx_path)).name)
         except OSError as exc:
             raise _write_error(target, exc) from None
     return pairs[0][1], pairs[1][1]
@@ -646,11 +712,6 @@ def _resize_chw(image: np.ndarray, height: int, width: int, resample: int) -> np
     return np.clip(np.stack(channels), 0.0, 1.0).astype(np.float32)
 
 
-def _long_side_shape(height: int, width: int, size: int) -> tuple[int, int]:
-    scale = size / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def load_rgb(
     source: Any, *, max_pixels: int | None = MAX_PIXELS, min_side: int = MIN_SIDE
 ) -> np.ndarray:
@@ -690,6 +751,9 @@ class OnnxStylizer:
     export); ``None`` in a call keeps that default, ``0`` keeps the image's own size.
     Preprocessing is numpy/PIL: resize the long side, reflect-pad to a multiple of 32
     with a mask, then crop and resize the output back to the input size.
+    ``max_pixels``: the largest working image (batch x height x width) to attempt; None
+    refuses what would not fit in the free memory (:mod:`styledistill.budget`; onnxruntime
+    holds attention as matrices, so its need grows with the square of the tokens).
     """
 
     def __init__(
@@ -699,6 +763,7 @@ class OnnxStylizer:
         size: int | None = None,
         providers: list[str] | None = None,
         threads: int | None = None,
+        max_pixels: int | None = None,
     ) -> None:
         ort = _require_ort()
         path = Path(path)
@@ -746,9 +811,34 @@ class OnnxStylizer:
         self.pad_multiple = int(meta.get("pad_multiple", "32"))
         self.style_size = int(meta["style_size"]) if meta.get("style_size") else None
         self.size = int(size if size is not None else meta.get("size", "512"))
+        self.max_pixels = max_pixels
+        try:
+            config = json.loads(meta.get("config") or "{}")
+        except ValueError:
+            config = {}
+        channels = config.get("decoder_channels")
+        width = meta.get("decoder_width") or (channels[-1] if channels else 128)
+        self.bytes_per_pixel = student_bytes_per_pixel(int(width))
+        self._heads = int(config.get("num_heads") or 8)
+        self._strides = (
+            int(config.get("content_stride") or 8),
+            int(config.get("style_stride") or 8),
+        )
 
     def __repr__(self) -> str:
         return f"OnnxStylizer({str(self.path)!r}, size={self.size})"
+
+    def check_budget(self, what: str, batch: int, height: int, width: int, keys: int = 0) -> None:
+        """Refuse (one line, before allocating) a working ``batch x height x width`` that
+        would not fit; ``keys``: style tokens the content attends to besides its own
+        (0: a style being encoded)."""
+        stride = self._strides[0] if keys else self._strides[1]
+        tokens = (height // stride) * (width // stride)
+        need = self.bytes_per_pixel * batch * height * width + attention_bytes(
+            batch, self._heads, tokens, tokens + keys
+        )
+        shape = (batch, height, width) if batch > 1 else (height, width)
+        check_memory(what, shape, need, max_pixels=self.max_pixels)
 
     # ---- padded-tensor level (what export verification uses)
 
@@ -790,11 +880,15 @@ class OnnxStylizer:
             return style
         image = load_rgb(style)
         long_side = self._target(size)
+        side = self.style_size or long_side
+        self.check_budget(
+            "encoding the style", 1, *working_shape(*image.shape[-2:], side, self.pad_multiple)
+        )
         if self.style_size is None and long_side is not None:
-            shape = _long_side_shape(*image.shape[-2:], long_side)
+            shape = long_side_shape(*image.shape[-2:], long_side)
             image = _resize_chw(image, *shape, Image.Resampling.BICUBIC)
         if self.style_size is not None and max(image.shape[-2:]) != self.style_size:
-            shape = _long_side_shape(*image.shape[-2:], self.style_size)
+            shape = long_side_shape(*image.shape[-2:], self.style_size)
             image = _resize_chw(image, *shape, Image.Resampling.BILINEAR)
         padded, mask = pad_batch(image[None], self.pad_multiple)
         return self.encode_padded_style(padded, mask)
@@ -815,13 +909,21 @@ class OnnxStylizer:
             raise ConfigError(f"contents must be [B,3,H,W] or [3,H,W], got {contents.shape}")
         target = self._target(size)
         height, width = batch.shape[-2:]
+        self.check_budget(
+            "stylizing",
+            len(batch),
+            *working_shape(height, width, target, self.pad_multiple),
+            keys=int(code.memory.shape[1]),
+        )
         work = batch.astype(np.float32, copy=False)
         if target is not None and max(height, width) != target:
-            new_hw = _long_side_shape(height, width, target)
+            new_hw = long_side_shape(height, width, target)
             work = np.stack([_resize_chw(c, *new_hw, Image.Resampling.BICUBIC) for c in work])
         work_h, work_w = work.shape[-2:]
         padded, mask = pad_batch(work, self.pad_multiple)
         out = self.run_padded(padded, mask, code)[:, :, :work_h, :work_w]
+        if not np.isfinite(out).all():  # never a black image saved as a result
+            raise NonFiniteError.in_output("the student's output")
         if (work_h, work_w) != (height, width):
             out = np.stack([_resize_chw(c, height, width, Image.Resampling.BICUBIC) for c in out])
         out = np.clip(out, 0.0, 1.0)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
+from .budget import long_side_shape
 from .decode import (
     DEFAULT_MAX_PIXELS,
     MIN_IMAGE_SIDE,
@@ -27,6 +28,7 @@ from .decode import (
     decode_image,
     describe,
 )
+from .errors import NonFiniteError
 from .plumbing import atomic_path
 
 __all__ = [
@@ -38,9 +40,11 @@ __all__ = [
     "ImageSource",
     "center_crop_resize",
     "fit_long_side",
+    "image_format",
     "image_grid",
     "list_images",
     "load_image",
+    "require_finite",
     "resize_long_side",
     "save_image",
     "to_pil",
@@ -128,6 +132,16 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> list[Pa
     return sorted(found)
 
 
+def require_finite(images: torch.Tensor, what: str) -> None:
+    """Raise :class:`~styledistill.errors.NonFiniteError` if ``images`` hold NaN or infinity.
+
+    A model's output goes through this before it is saved: cast to 8 bits, NaN becomes
+    black, and a black image must never be written as a result.
+    """
+    if not bool(torch.isfinite(images).all()):
+        raise NonFiniteError.in_output(what)
+
+
 # --------------------------------------------------------------------------- conversion
 
 
@@ -153,6 +167,15 @@ def to_tensor(image: Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:
     return load_image(image, max_pixels=None, min_side=1)
 
 
+def image_format(path: str | os.PathLike) -> str:
+    """The Pillow format :func:`save_image` writes for ``path``'s suffix; ImageError if none."""
+    path = Path(path)
+    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(path, f"cannot save with suffix '{path.suffix}'; use .png or .jpg")
+    return fmt
+
+
 def save_image(
     image: torch.Tensor | Image.Image, path: str | os.PathLike, *, quality: int = 95
 ) -> Path:
@@ -162,9 +185,7 @@ def save_image(
     format comes from the suffix (png, jpg/jpeg, webp, bmp, tif).
     """
     path = Path(path)
-    fmt = _SAVE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ImageError(path, f"cannot save with suffix '{path.suffix}'; use .png or .jpg")
+    fmt = image_format(path)
     pil = to_pil(image)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
@@ -202,8 +223,7 @@ def resize_long_side(image: torch.Tensor, size: int) -> torch.Tensor:
     batched = image.ndim == 4
     x = image if batched else image.unsqueeze(0)
     height, width = x.shape[-2:]
-    scale = size / max(height, width)
-    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    new_h, new_w = long_side_shape(height, width, size)
     if (new_h, new_w) != (height, width):
         x = F.interpolate(
             x, size=(new_h, new_w), mode="bicubic", align_corners=False, antialias=True

@@ -76,8 +76,9 @@ def _check_space(existing: Path, flag: str, shown: Path, need_bytes: int) -> Non
         return  # not knowable here (some network filesystems): the writers still fail cleanly
     if free < need_bytes + SPACE_MARGIN_BYTES:
         raise OutputError(
-            f"{flag} {shown}: needs about {human_bytes(need_bytes)} but {existing} has only "
-            f"{human_bytes(free)} free"
+            f"{flag} {shown}: needs about {human_bytes(need_bytes)} plus a "
+            f"{human_bytes(SPACE_MARGIN_BYTES)} safety margin (logs, temp files), but "
+            f"{existing} has only {human_bytes(free)} free"
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -22,7 +23,9 @@ __all__ = [
     "lazy_attributes",
     "make_shareable",
     "one_line",
+    "path_problem",
     "shareable_mode",
+    "weights_error_reason",
 ]
 
 
@@ -92,6 +95,45 @@ def one_line(exc: BaseException, *, limit: int = 300) -> str:
     reason after a generic header); :func:`first_line` is the default.
     """
     return " ".join(str(exc).split())[:limit] or type(exc).__name__
+
+
+def weights_error_reason(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in words a user can act on.
+
+    torch's own text is a paragraph advising ``weights_only=False`` (running the pickle's
+    code), which no command offers; a text or image file fails with a bare ``KeyError``
+    such as ``101``. Both become a short reason.
+    """
+    text = str(exc)
+    if "Unsupported global" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = f" ({found.group(1)})" if found else ""
+        return f"it holds Python objects besides tensors{what}, which are never unpickled"
+    if (
+        "Weights only load failed" in text
+        or isinstance(exc, (KeyError, EOFError))
+        or (type(exc).__name__ in ("UnpicklingError", "BadZipFile"))
+    ):
+        return "not a PyTorch weights file, or a damaged one"
+    return first_line(exc)
+
+
+def path_problem(path: str | os.PathLike, want: str, what: str | None = None) -> str | None:
+    """What keeps ``path`` from being a ``want`` ("file" or "folder"), or None if it is one.
+
+    The one wording of path errors, so a message never calls an existing path missing:
+    "no such WHAT" for a missing path (or a broken link), "is a folder, not a WHAT" and
+    "is a file, not a WHAT" for the wrong kind. ``what`` names the thing ("video file",
+    "dataset folder"; default: "file or folder" when missing, else ``want``).
+    """
+    path = Path(path)
+    if not path.exists():
+        return f"no such {what or 'file or folder'}"
+    if want == "file" and path.is_dir():
+        return f"is a folder, not a {what or 'file'}"
+    if want == "folder" and not path.is_dir():
+        return f"is a file, not a {what or 'folder'}"
+    return None
 
 
 def human_bytes(count: float) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
+from .plumbing import weights_error_reason
 
 __all__ = ["hub_checkpoint_path", "imagenet_state_dict", "sha256_file", "verify_hub_file"]
 
@@ -101,8 +102,9 @@ def imagenet_state_dict(arch: str, *, download: bool = True) -> dict[str, torch.
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, or pickled with code
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot read weights ({reason})") from None
+        raise CheckpointError(
+            f"{path}: cannot read weights ({weights_error_reason(exc)})"
+        ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a state dict")
     return state

@@ -34,6 +34,7 @@ __all__ = [
     "generate_style",
     "sample_contents",
     "sample_styles",
+    "sample_targets",
     "write_samples",
 ]
 
@@ -732,20 +733,13 @@ def sample_styles(
     }
 
 
-def write_samples(
+def sample_targets(
     out_dir: str | os.PathLike,
     *,
-    size: int = 512,
-    seed: int = 0,
     styles: Sequence[str] | None = None,
     contents: Sequence[str] | None = None,
-    progress: bool = True,
-) -> dict[str, list[Path]]:
-    """Write ``out_dir/contents/<name>.png`` and ``out_dir/styles/<name>.png``.
-
-    Photos are resized so the long side is ``size``; styles are ``size`` x ``size``.
-    Returns ``{"contents": [paths], "styles": [paths]}``.
-    """
+) -> list[tuple[str, str, Path]]:
+    """``(kind, name, path)`` of each file :func:`write_samples` writes (names checked)."""
     out = Path(out_dir)
     content_names = list(CONTENT_NAMES if contents is None else contents)
     style_names = list(STYLE_NAMES if styles is None else styles)
@@ -754,9 +748,39 @@ def write_samples(
     for name in style_names:
         if name not in _GENERATORS:
             raise ConfigError(f"unknown style {name!r}; choose from {', '.join(STYLE_NAMES)}")
-    jobs = [("contents", n) for n in content_names] + [("styles", n) for n in style_names]
+    return [("contents", n, out / "contents" / f"{n}.png") for n in content_names] + [
+        ("styles", n, out / "styles" / f"{n}.png") for n in style_names
+    ]
+
+
+def write_samples(
+    out_dir: str | os.PathLike,
+    *,
+    size: int = 512,
+    seed: int = 0,
+    styles: Sequence[str] | None = None,
+    contents: Sequence[str] | None = None,
+    progress: bool = True,
+    overwrite: bool = True,
+) -> dict[str, list[Path]]:
+    """Write ``out_dir/contents/<name>.png`` and ``out_dir/styles/<name>.png``.
+
+    Photos are resized so the long side is ``size``; styles are ``size`` x ``size``.
+    With ``overwrite=False`` a file already there is kept (someone's own image under a
+    sample's name is never replaced). Returns ``{"contents": [paths], "styles": [paths]}``,
+    plus ``"kept": [paths]`` with ``overwrite=False``.
+    """
     written: dict[str, list[Path]] = {"contents": [], "styles": []}
-    bar = progress_bar(jobs, desc="samples", unit="img", enabled=progress)
+    kept, jobs = [], []
+    for kind, name, target in sample_targets(out_dir, styles=styles, contents=contents):
+        if not overwrite and os.path.lexists(target):
+            kept.append(target)
+        else:
+            jobs.append((kind, name))
+    if not overwrite:
+        written["kept"] = kept
+    out = Path(out_dir)
+    bar = progress_bar(jobs, desc="samples", unit="img", enabled=progress and bool(jobs))
     for kind, name in bar:
         bar.set_postfix_str(name)
         if kind == "contents":

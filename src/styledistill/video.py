@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, MissingDependencyError, StyledistillError
-from .plumbing import atomic_path
+from .plumbing import atomic_path, path_problem
 from .runtime import progress_bar
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "TemporalBlender",
     "VideoError",
     "VideoReport",
+    "check_video_paths",
     "stylize_video",
 ]
 
@@ -251,6 +252,18 @@ def _stylize_frames(stylizer, code, frames: list[np.ndarray]) -> np.ndarray:
     return out.permute(0, 2, 3, 1).contiguous().numpy()
 
 
+def check_video_paths(in_path: str | os.PathLike, out_path: str | os.PathLike) -> None:
+    """The input is a file and the output a container this writer knows (before any work)."""
+    in_path, out_path = Path(in_path), Path(out_path)
+    problem = path_problem(in_path, "file", "video file")
+    if problem:
+        raise VideoError(f"{in_path}: {problem}")
+    if out_path.suffix.lower() not in _FORMATS:
+        raise VideoError(f"{out_path}: output must end in {', '.join(_FORMATS)}")
+    if out_path.resolve() == in_path.resolve():
+        raise VideoError(f"{out_path}: output would overwrite the input video")
+
+
 def stylize_video(
     stylizer,
     in_path: str | os.PathLike,
@@ -277,13 +290,8 @@ def stylize_video(
     in_path, out_path = Path(in_path), Path(out_path)
     if batch_size < 1:
         raise ConfigError(f"--batch-size {batch_size}: must be >= 1")
-    if not in_path.is_file():
-        raise VideoError(f"{in_path}: no such video file")
+    check_video_paths(in_path, out_path)
     suffix = out_path.suffix.lower()
-    if suffix not in _FORMATS:
-        raise VideoError(f"{out_path}: output must end in {', '.join(_FORMATS)}")
-    if out_path.resolve() == in_path.resolve():
-        raise VideoError(f"{out_path}: output would overwrite the input video")
     blender = TemporalBlender(flicker, threshold=flicker_threshold)
     code = _style_code(stylizer, style)
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import StyledistillError
+from ._common import check_finite_arguments
 
 #: Sub-commands in the order ``--help`` lists them (the flow in docs/architecture.md).
 COMMANDS: dict[str, str] = {
@@ -98,6 +99,12 @@ def final_path(filename: str | bytes | os.PathLike) -> str:
 def cli_message(exc: BaseException, args: argparse.Namespace) -> str:
     """The library's message in the command's words: flags instead of Python arguments."""
     message = str(exc)
+    if hasattr(args, "max_pixels"):  # the pixel budget (styledistill.budget) has a flag here
+        message = re.sub(r"\bmax_pixels=(\d+)", r"--max-pixels \1", message)
+    else:
+        message = re.sub(r", or pass max_pixels=\d+ to [a-z ]+$", "", message)
+    if hasattr(args, "size"):
+        message = message.replace("use a smaller size", "use a smaller --size")
     python_hint = "pass allow_pickle=True"
     if python_hint in message:
         if hasattr(args, "allow_pickle"):
@@ -114,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        check_finite_arguments(args)
         return int(args._run(args) or 0)
     except StyledistillError as exc:
         print(f"styledistill {args.command}: error: {cli_message(exc, args)}", file=sys.stderr)

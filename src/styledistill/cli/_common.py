@@ -11,6 +11,7 @@ from typing import Any
 __all__ = [
     "add_device_argument",
     "add_key_value_argument",
+    "add_max_pixels_argument",
     "add_threads_argument",
     "key_value_option",
 ]
@@ -32,6 +33,57 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="torch CPU threads (default: torch's choice; on a shared or busy CPU, 1 per "
         "process is often fastest, as more threads wait on each other)",
+    )
+
+
+def check_finite_arguments(args: argparse.Namespace) -> None:
+    """Refuse NaN and infinity in any parsed flag: the one rule for every sub-command.
+
+    ``float("nan")`` parses, and NaN passes every range check (comparisons are False), so
+    a ``--noise-sigma nan`` would reach a teacher. Lists (``--scales``) and JSON values
+    (``--teacher-option KEY=VALUE``) are searched too.
+    """
+    from ..errors import ConfigError
+    from ..values import first_non_finite
+
+    for dest, value in vars(args).items():
+        if dest.startswith("_"):
+            continue
+        found = first_non_finite(value)
+        if found is None:
+            continue
+        shown = str(found)
+        for item in value if isinstance(value, list) else []:
+            if isinstance(item, tuple) and len(item) == 2 and first_non_finite(item) is not None:
+                shown = f"{item[0]}={json.dumps(item[1])}"  # a KEY=VALUE flag
+                break
+        raise ConfigError(
+            f"--{dest.replace('_', '-')} {shown}: must be a finite number (NaN and "
+            "infinity are not accepted)"
+        )
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_max_pixels_argument(parser: Any) -> None:
+    """``--max-pixels N``: the pixel budget (styledistill.budget) set by hand."""
+    parser.add_argument(
+        "--max-pixels",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="largest working image to attempt, in pixels (batch x height x width); default: "
+        "what the free memory holds, estimated per model (work that does not fit is refused "
+        "before it starts)",
     )
 
 

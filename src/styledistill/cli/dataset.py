@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--verify",
         action="store_true",
         help="also decode every output image (slow); exit status 1 if any is "
-        "corrupt or missing, or a key is duplicated",
+        "corrupt or missing, a key is duplicated or a manifest line is not a pair record",
     )
     info.add_argument(
         "--failures", type=int, default=10, metavar="N", help="list at most N unreadable inputs"
@@ -101,6 +101,18 @@ def format_info(info: dict[str, Any], max_failures: int = 10) -> str:
             f"{info['missing_outputs']} manifest lines without an image, "
             f"{info['corrupt_outputs'] or 0} corrupt images"
         )
+    bad = info.get("bad_line_list") or []
+    if bad:
+        lines.append(f"bad lines: {len(bad)} manifest lines are not pair records (not counted)")
+        for line in bad[:max_failures]:
+            lines.append(f"           {line['where']}: {line['reason']}")
+        if len(bad) > max_failures:
+            lines.append(f"           ... {len(bad) - max_failures} more (--json lists all)")
+    if info.get("pairs_beyond_plan"):
+        lines.append(
+            f"note:      {info['pairs_beyond_plan']} more finished pairs than dataset.json "
+            "plans (left from an earlier plan: the input folders changed)"
+        )
     shards = info["shards"]
     lines.append(f"shards:    {len(shards)}")
     for shard in shards:
@@ -129,6 +141,11 @@ def run(args: argparse.Namespace) -> int:
     info = dataset_info(args.dir, verify=args.verify)
     text = json.dumps(info, indent=2) if args.json else format_info(info, args.failures)
     _print(text)
-    problems = info["duplicate_keys"] or info["missing_outputs"] or info["corrupt_outputs"]
+    problems = (
+        info["duplicate_keys"]
+        or info["missing_outputs"]
+        or info["corrupt_outputs"]
+        or info["bad_lines"]
+    )
     # --verify is a check: scripts (and CI) need a failing exit status when it finds damage
     return 1 if args.verify and problems else 0

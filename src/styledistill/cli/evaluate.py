@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..teachers.registry import DEFAULT_STYLEID_MODEL, check_teacher_model, list_teachers
-from ._common import add_device_argument, add_key_value_argument
+from ._common import add_device_argument, add_key_value_argument, add_max_pixels_argument
 
 HELP = (
     "score teacher and/or student with the StyleID protocol (ArtFID, FID, LPIPS, CFSD, histogram)"
@@ -113,17 +113,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="replace a report already in --out (without it such a folder is refused)",
     )
     add_device_argument(parser)
+    add_max_pixels_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def check_outputs(args: argparse.Namespace) -> None:
-    """--checkpoint and --out before any image is read or model built."""
+def check_outputs(args: argparse.Namespace, settings=None) -> None:
+    """--checkpoint, the memory and --out before any image is read or model built."""
     from ..errors import CheckpointError
+    from ..evaluation import check_evaluation_memory
     from ..images import list_images
     from ..outputs import OutputError, check_not_an_input, check_output_folder
+    from ..plumbing import path_problem
 
-    if args.checkpoint is not None and not Path(args.checkpoint).exists():
-        raise CheckpointError(f"--checkpoint {args.checkpoint}: no such student folder")
+    problem = args.checkpoint is not None and path_problem(
+        args.checkpoint, "folder", "student folder"
+    )
+    if problem:
+        raise CheckpointError(f"--checkpoint {args.checkpoint}: {problem}")
+    if settings is not None:
+        check_evaluation_memory(settings)
     inputs = {"--contents": args.contents, "--styles": args.styles}
     check_not_an_input([args.out], inputs, "--out", folder_output=True)
     if not args.overwrite:
@@ -152,7 +160,6 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint is None and args.teacher is None:
         raise ConfigError("give --checkpoint (student) and/or --teacher")
     check_teacher_model(args.teacher, args.model)
-    check_outputs(args)
     settings = EvaluationSettings(
         contents=args.contents,
         styles=args.styles,
@@ -174,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
         grid_rows=args.grid_rows,
         title=args.title,
         progress=not args.quiet,
+        max_pixels=args.max_pixels,
     )
+    check_outputs(args, settings)
     results = evaluate(settings)
     names = ("artfid", "fid", "lpips", "cfsd", "histogram")
     print(f"{'method':<22}" + "".join(f"{n:>11}" for n in names) + f"{'s/pair':>11}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import add_max_pixels_argument
+
 HELP = "export a student to ONNX (style encoder + stylizer), checked against PyTorch"
 DESCRIPTION = """\
 Export a trained student to two ONNX files so a style is encoded once and reused:
@@ -46,19 +48,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-verify", action="store_true", help="skip the onnxruntime-vs-PyTorch check"
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing output files (without it an export whose OUT.onnx, "
+        "OUT.style.onnx or int8 copies exist is refused)",
+    )
+    add_max_pixels_argument(parser)
+
+
+def output_files(args: argparse.Namespace) -> list:
+    """Every file the export writes: OUT.onnx, OUT.style.onnx (and the int8 pair)."""
+    from pathlib import Path
+
+    from ..export import int8_path, style_model_path
+
+    onnx = Path(args.onnx)
+    files = [onnx, style_model_path(onnx)]
+    if args.int8:
+        files += [int8_path(onnx), style_model_path(int8_path(onnx))]
+    return files
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    """OUT.onnx (and its siblings) writable with room for them, before the export starts."""
+    """Settings, memory and every output file, before the weights load or the export starts."""
     from pathlib import Path
 
+    from ..export import check_export
     from ..outputs import check_output_file
+    from ..student import STTR
 
-    folder = Path(args.checkpoint)
-    weights = sum(p.stat().st_size for p in folder.glob("*.safetensors")) if folder.is_dir() else 0
+    folder, config = STTR.read_config(args.checkpoint)  # config.json only: no weights yet
+    check_export(
+        args.onnx,
+        config,
+        opset=args.opset,
+        size=args.size,
+        verify=not args.no_verify,
+        max_pixels=args.max_pixels,
+    )
+    weights = sum(p.stat().st_size for p in Path(folder).glob("*.safetensors"))
     # two graphs holding the weights once each (fp32), plus the int8 copies (about as large)
     need = weights * (4 if args.int8 else 2)
-    check_output_file(args.onnx, "--onnx", need_bytes=need)
+    files = output_files(args)
+    for index, path in enumerate(files):
+        check_output_file(
+            path, "--onnx", need_bytes=need if index == 0 else 0, overwrite=args.overwrite
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         int8=args.int8,
         verify=not args.no_verify,
+        max_pixels=args.max_pixels,
     )
     for line in report.lines():
         print(line)

@@ -62,6 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-contents", action="store_true", help="write only the styles")
     parser.add_argument("--no-styles", action="store_true", help="write only the photos")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files already in --out (without it they are kept and listed)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -85,8 +90,17 @@ def run(args: argparse.Namespace) -> int:
         styles=[] if args.no_styles else _selected(args.styles),
         contents=[] if args.no_contents else _selected(args.contents),
         progress=not args.quiet,
+        overwrite=args.overwrite,
     )
+    kept = written.pop("kept", [])
     for kind, paths in written.items():
         if paths:
             print(f"{kind}: {len(paths)} images in {paths[0].parent}")
+    if kept:
+        names = ", ".join(str(path.relative_to(args.out)) for path in kept[:5])
+        more = f" and {len(kept) - 5} more" if len(kept) > 5 else ""
+        print(
+            f"kept {len(kept)} existing file(s), not overwritten (--overwrite replaces them): "
+            f"{names}{more}"
+        )
     return 0

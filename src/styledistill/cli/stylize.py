@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime import progress_bar, resolve_device
-from ._common import add_device_argument
+from ._common import add_device_argument, add_max_pixels_argument
 
 HELP = "stylize images or folders with a trained student checkpoint"
 DESCRIPTION = (
@@ -71,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow pickle weight files (.bin/.pt), loaded with weights_only=True",
     )
+    add_max_pixels_argument(parser)
     add_video_arguments(parser)
 
 
@@ -84,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
         return run_video(args, stylizer=load_stylizer(args))
     if args.content is None:
         raise ConfigError("--content (an image or folder) or --video is required")
+    given = [flag for flag, dest, default in VIDEO_ONLY if getattr(args, dest) != default]
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)}: used with --video only (it would be ignored for --content)"
+        )
     content = Path(args.content)
     if not content.exists():
         raise ConfigError(f"--content {content}: no such file or folder")
@@ -96,6 +102,15 @@ def run(args: argparse.Namespace) -> int:
     stylizer = load_stylizer(args)
     code = stylizer.encode_style(args.style)
     return stylize_image(stylizer, code, content, args, target)
+
+
+#: (flag, dest, default) of the options only --video reads: refused for --content.
+VIDEO_ONLY = (
+    ("--flicker-blend", "flicker_blend", 0.0),
+    ("--flicker-threshold", "flicker_threshold", 0.06),
+    ("--crf", "crf", 18),
+    ("--batch-size", "batch_size", 8),
+)
 
 
 def add_video_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,19 +126,23 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
         "--flicker-blend",
         metavar="ALPHA",
         type=float,
-        default=0.0,
+        default=VIDEO_ONLY[0][2],
         help="temporal blending in [0, 1) of each output frame with the previous one where the "
         "input is still (0 = off; 0.5-0.8 reduces flicker without smearing motion)",
     )
     group.add_argument(
         "--flicker-threshold",
         type=float,
-        default=0.06,
+        default=VIDEO_ONLY[1][2],
         help="input change (0-1, averaged over 16 px blocks) above which no blending happens",
     )
-    group.add_argument("--crf", type=int, default=18, help="H.264 quality (lower = better, larger)")
+    group.add_argument(
+        "--crf", type=int, default=VIDEO_ONLY[2][2], help="H.264 quality (lower = better, larger)"
+    )
     if "--batch-size" not in parser._option_string_actions:
-        group.add_argument("--batch-size", type=int, default=8, help="video frames per model call")
+        group.add_argument(
+            "--batch-size", type=int, default=VIDEO_ONLY[3][2], help="video frames per model call"
+        )
 
 
 def run_video(args: argparse.Namespace, stylizer=None) -> int:
@@ -149,7 +168,10 @@ def run_video(args: argparse.Namespace, stylizer=None) -> int:
 
         size = getattr(args, "size", 512)
         stylizer = Stylizer.from_pretrained(
-            args.checkpoint, device=resolve_device(getattr(args, "device", None)), size=size
+            args.checkpoint,
+            device=resolve_device(getattr(args, "device", None)),
+            size=size,
+            max_pixels=getattr(args, "max_pixels", None),
         )
     from ..video import stylize_video
 
@@ -195,11 +217,14 @@ def check_video_outputs(args: argparse.Namespace) -> None:
             "--content is not used with --video (it would be ignored); stylize the video and "
             "the images in separate runs"
         )
+    from ..video import check_video_paths
+
     video = Path(args.video)
     if not args.out:
         args.out = str(video.with_name(video.stem + "_stylized.mp4"))
     inputs = {"--video": video, "--style": Path(args.style)}
     check_not_an_input([args.out], inputs)
+    check_video_paths(video, args.out)  # a file in, a known container out
     check_output_file(args.out, "--out", overwrite=args.overwrite)
 
 
@@ -220,6 +245,7 @@ def load_stylizer(args: argparse.Namespace) -> Any:
         size=args.size,
         compile=args.compile,
         allow_pickle=args.allow_pickle,
+        max_pixels=args.max_pixels,
     )
 
 
@@ -235,10 +261,15 @@ def _output_file(content: Path, out: str | None) -> Path:
 
 def _check_image_output(content: Path, args: argparse.Namespace) -> Path:
     """The output file of a single image, checked before the model loads."""
-    from ..outputs import check_not_an_input, check_output_file
+    from ..images import ImageError, image_format
+    from ..outputs import OutputError, check_not_an_input, check_output_file
 
     target = _output_file(content, args.out)
     check_not_an_input([target], {"--content": content, "--style": Path(args.style)})
+    try:
+        image_format(target)  # the suffix, before the model loads
+    except ImageError as exc:
+        raise OutputError(f"--out {exc}") from None
     return check_output_file(
         target,
         "--out",

@@ -8,8 +8,18 @@ import sys
 from typing import Any
 
 from ..runtime import resolve_device, set_threads
-from ..teachers.registry import DEFAULT_STYLEID_MODEL, get_teacher_spec, list_teachers
-from ._common import add_device_argument, add_key_value_argument, add_threads_argument
+from ..teachers.registry import (
+    DEFAULT_STYLEID_MODEL,
+    check_teacher_memory,
+    get_teacher_spec,
+    list_teachers,
+)
+from ._common import (
+    add_device_argument,
+    add_key_value_argument,
+    add_max_pixels_argument,
+    add_threads_argument,
+)
 
 HELP = "make a paired dataset: a teacher stylizes content x style images (sharded, resumable)"
 DESCRIPTION = """\
@@ -149,6 +159,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_device_argument(run)
     add_threads_argument(run)
+    add_max_pixels_argument(run)
     run.add_argument(
         "--dtype",
         choices=("fp16", "bf16", "fp32"),
@@ -246,6 +257,8 @@ def _settings(args: argparse.Namespace, table: dict[str, str]) -> dict[str, Any]
     settings.update(dict(args.teacher_option))
     if args.size is not None:
         settings["size"] = args.size
+    if args.max_pixels is not None:
+        settings["max_pixels"] = args.max_pixels
     return settings
 
 
@@ -325,15 +338,6 @@ def run(args: argparse.Namespace) -> int:
     _check_flags(args)
     set_threads(args.threads)
     num_shards, shard_index = shard_from_env(args.num_shards, args.shard_index)
-    # Check the folders and the plan before loading gigabytes of weights.
-    plan = make_plan(
-        args.contents,
-        args.styles,
-        styles_per_content=args.styles_per_content,
-        limit=args.limit,
-        seed=args.seed,
-    )
-    check_outputs(args, len(plan), num_shards)
     local_rank = os.environ.get("LOCAL_RANK")
     device_name = args.device
     if device_name is None and local_rank is not None:
@@ -346,6 +350,19 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.cuda.set_device(device)
+    size = args.size or get_teacher_spec(args.teacher).default_size
+    check_teacher_memory(  # before weights load or --out is made
+        args.teacher, size, args.batch_size, max_pixels=args.max_pixels, device=device
+    )
+    # Check the folders and the plan before loading gigabytes of weights.
+    plan = make_plan(
+        args.contents,
+        args.styles,
+        styles_per_content=args.styles_per_content,
+        limit=args.limit,
+        seed=args.seed,
+    )
+    check_outputs(args, len(plan), num_shards)
     teacher = build_teacher(args, device)
     show_progress = not args.no_progress and (local_rank is None or local_rank == "0")
     summary = teach(
@@ -366,4 +383,11 @@ def run(args: argparse.Namespace) -> int:
         plan=plan,
     )
     print(summary.line(), file=sys.stderr)
+    if summary.pairs_in_shard and not summary.written + summary.already_done:
+        print(
+            "styledistill teach: error: no pair could be made (every planned pair has an "
+            f"unreadable input; see {summary.out / summary.shard / 'failures.jsonl'})",
+            file=sys.stderr,
+        )
+        return 1
     return 0

@@ -15,7 +15,7 @@ from ..train.config import (
     TrainConfig,
 )
 from ..train.config import field_default as _default
-from ._common import add_device_argument, add_threads_argument
+from ._common import add_device_argument, add_max_pixels_argument, add_threads_argument
 
 HELP = "train the STTR student on a teacher dataset (CPU, GPU, or torchrun DDP)"
 DESCRIPTION = """\
@@ -99,6 +99,7 @@ def _data_and_run(parser: argparse.ArgumentParser) -> None:
     )
     add_device_argument(g)
     add_threads_argument(g)
+    add_max_pixels_argument(g)
     g.add_argument(
         "--max-minutes",
         type=float,
@@ -324,8 +325,10 @@ def check_before_training(config) -> None:
 
     from ..dataset.reader import read_manifest, split_keys
     from ..errors import ConfigError
-    from ..outputs import check_output_folder
-    from ..student.sttr import STTRConfig, list_presets
+    from ..outputs import check_not_an_input, check_output_folder
+    from ..student.sttr import STTRConfig, list_presets, preset_config
+    from ..train.memory import check_training_memory
+    from ..values import check_fields
 
     config.validate()
     if config.preset not in list_presets():
@@ -334,6 +337,10 @@ def check_before_training(config) -> None:
     unknown = sorted(set(config.model_overrides) - known)
     if unknown:
         raise ConfigError(f"--model-option: unknown STTR setting(s) {', '.join(unknown)}")
+    check_fields(STTRConfig, config.model_overrides, "--model-option")
+    preset_config(config.preset, **config.model_overrides).validate("--model-option")
+    check_weight_files(config)
+    check_training_memory(config)
     records = read_manifest(config.data)  # one line if --data is not a dataset
     if not records:
         raise ConfigError(f"--data {config.data}: the dataset has no finished pairs")
@@ -343,7 +350,28 @@ def check_before_training(config) -> None:
             f"--data {config.data}: {len(records)} pairs cannot be split into training and "
             f"validation with --val-fraction {config.val_fraction}"
         )
+    check_not_an_input([config.out], {"--data": config.data}, "--out", folder_output=True)
     check_output_folder(config.out, "--out")
+
+
+def check_weight_files(config) -> None:
+    """Local --backbone-weights / --loss-network-weights files read now, not after --out is made."""
+    from pathlib import Path
+
+    from ..errors import CheckpointError
+    from ..plumbing import path_problem
+    from ..student.sttr import read_state_dict
+
+    for flag, value in (
+        ("--backbone-weights", config.backbone_weights),
+        ("--loss-network-weights", config.loss_network_weights),
+    ):
+        if value in (None, "imagenet"):
+            continue
+        problem = path_problem(value, "file")
+        if problem:
+            raise CheckpointError(f"{flag} {value}: {problem}")
+        read_state_dict(Path(value), allow_pickle=True)  # a one-line CheckpointError
 
 
 def _report_early_stop(config) -> None:

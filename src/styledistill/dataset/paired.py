@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ..errors import ConfigError
 from ..images import ImageError, center_crop_resize, load_image
-from .reader import read_dataset_json, read_manifest
+from .reader import read_dataset_json, read_records
 
 __all__ = ["PairedDataset"]
 
@@ -72,7 +72,9 @@ class PairedDataset(Dataset):
             raise ConfigError(f"crop_scale must satisfy 0 < min <= max <= 1, got {crop_scale}")
         self.crop_scale = crop_scale
         plan = read_dataset_json(self.root)
-        records = read_manifest(self.root)
+        records, bad_lines = read_records(self.root)
+        #: manifest lines that are not pair records, counted with the unreadable pairs
+        self._bad_lines = {line.where(self.root): line.reason for line in bad_lines}
         if keys is not None:
             wanted = list(keys)
             by_key = {r["key"]: r for r in records}
@@ -137,8 +139,9 @@ class PairedDataset(Dataset):
         return kept
 
     def unreadable_pairs(self) -> dict[str, str]:
-        """Pairs skipped so far (key -> reason): found up front or while training."""
-        found = dict(self._unreadable)
+        """Pairs skipped so far (key -> reason): found up front or while training, and
+        manifest lines that are not pair records (``shard-…/manifest.jsonl line N``)."""
+        found = {**self._bad_lines, **self._unreadable}
         for index, failed in enumerate(self._failed_in_use):
             key = self.records[index]["key"]
             if failed and key not in found:

@@ -12,11 +12,12 @@ import os
 import random
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..plumbing import human_bytes
+from ..plumbing import human_bytes, path_problem
 
 __all__ = [
     "DATASET_FILE",
@@ -25,12 +26,15 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_FILE",
     "STATUS_FILE",
+    "BadLine",
     "dataset_info",
     "image_intact",
     "iter_jsonl",
     "read_dataset_json",
     "read_failures",
     "read_manifest",
+    "read_records",
+    "record_problem",
     "shard_dirs",
     "split_keys",
 ]
@@ -43,6 +47,30 @@ FAILURES_FILE = "failures.jsonl"
 STATUS_FILE = "status.json"
 FORMAT = "styledistill-paired-dataset"
 FORMAT_VERSION = 1
+
+
+def jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any, str | None]]:
+    """``(line number, value, problem)`` of each complete, non-empty line of a JSON-lines file.
+
+    ``problem`` is None for a JSON object, else why the line is not one; a last line
+    without its newline (a torn write, cut off by the next writer) is not yielded.
+    """
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            if not raw.endswith(b"\n"):
+                return
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError:
+                yield number, None, "not JSON"
+                continue
+            if not isinstance(value, dict):
+                yield number, value, f"a JSON {type(value).__name__}, not an object"
+                continue
+            yield number, value, None
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
@@ -71,8 +99,9 @@ def shard_dirs(root: str | os.PathLike) -> list[Path]:
 
 
 def _require_dataset(root: Path) -> None:
-    if not root.is_dir():
-        raise ConfigError(f"{root}: no such dataset folder")
+    problem = path_problem(root, "folder", "dataset folder")
+    if problem:
+        raise ConfigError(f"{root}: {problem}")
     if not (root / DATASET_FILE).is_file() and not shard_dirs(root):
         raise ConfigError(
             f"{root}: not a styledistill dataset (no {DATASET_FILE} and no shard-*/{MANIFEST_FILE}); "
@@ -94,8 +123,66 @@ def read_dataset_json(root: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-#: Manifest fields every finished pair has; a line without them is skipped.
+#: Manifest fields every finished pair has; a line without them is skipped (and counted).
 _REQUIRED_FIELDS = ("key", "output", "content", "style")
+
+
+def record_problem(record: Any) -> str | None:
+    """Why a parsed manifest line is not a pair record (None when it is one)."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    missing = [name for name in _REQUIRED_FIELDS if not isinstance(record.get(name), str)]
+    if missing:
+        return f"no {', '.join(missing)} (text fields every pair record has)"
+    return None
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A manifest line that is not a pair record: where it is and why."""
+
+    path: Path
+    line: int
+    reason: str
+
+    def where(self, root: str | os.PathLike | None = None) -> str:
+        """``shard-…/manifest.jsonl line 12`` (relative to ``root`` when given)."""
+        path = self.path
+        if root is not None:
+            try:
+                path = path.relative_to(root)
+            except ValueError:
+                pass
+        return f"{path} line {self.line}"
+
+    def __str__(self) -> str:
+        return f"{self.where()}: {self.reason}"
+
+
+def manifest_records(path: Path) -> Iterator[tuple[dict[str, Any] | None, BadLine | None]]:
+    """Each line of one manifest: ``(record, None)`` for a pair, ``(None, BadLine)`` otherwise."""
+    for number, value, problem in jsonl_lines(path):
+        problem = problem or record_problem(value)
+        if problem:
+            yield None, BadLine(path, number, problem)
+        else:
+            yield value, None
+
+
+def read_records(root: str | os.PathLike) -> tuple[list[dict[str, Any]], list[BadLine]]:
+    """:func:`read_manifest`'s records and the manifest lines that are not pair records."""
+    root = Path(root)
+    _require_dataset(root)
+    seen: set[str] = set()
+    records, bad = [], []
+    for shard in shard_dirs(root):
+        for record, problem in manifest_records(shard / MANIFEST_FILE):
+            if problem is not None:
+                bad.append(problem)
+            elif record["key"] not in seen:
+                seen.add(record["key"])
+                records.append(record)
+    return records, bad
 
 
 def read_manifest(root: str | os.PathLike) -> list[dict[str, Any]]:
@@ -106,22 +193,10 @@ def read_manifest(root: str | os.PathLike) -> list[dict[str, Any]]:
     ``teacher``, ``teacher_config``, ``model``, ``seed``, ``sizes`` (``[width, height]``
     of the content, style and output), ``seconds``, ``shard``, ``time``; and
     ``content_input``/``style_input`` (relative to ``root``) when inputs were copied.
-    A key seen twice (impossible with one writer per shard) is kept once.
+    A key seen twice (impossible with one writer per shard) is kept once; lines that
+    are not pair records are left out (:func:`read_records` lists them).
     """
-    root = Path(root)
-    _require_dataset(root)
-    seen: set[str] = set()
-    records = []
-    for shard in shard_dirs(root):
-        for record in iter_jsonl(shard / MANIFEST_FILE):
-            key = record.get("key")
-            if not isinstance(key, str) or key in seen:
-                continue
-            if not all(isinstance(record.get(field), str) for field in _REQUIRED_FIELDS):
-                continue  # not a line the writer made (hand-edited, foreign): not a pair
-            seen.add(key)
-            records.append(record)
-    return records
+    return read_records(root)[0]
 
 
 def read_failures(root: str | os.PathLike) -> list[dict[str, Any]]:
@@ -265,11 +340,15 @@ def dataset_info(root: str | os.PathLike, *, verify: bool = False) -> dict[str, 
     styles: set[str] = set()
     short_sides: dict[str, dict[str, int]] = {"content": {}, "style": {}}
     corrupt = 0
+    bad_lines: list[BadLine] = []
     for shard in shard_dirs(root):
         count = 0
-        for record in iter_jsonl(shard / MANIFEST_FILE):
+        for record, problem in manifest_records(shard / MANIFEST_FILE):
+            if problem is not None:
+                bad_lines.append(problem)
+                continue
             count += 1
-            keys[record.get("key")] += 1
+            keys[record["key"]] += 1
             teacher = str(record.get("teacher"))
             label = json.dumps(
                 {
@@ -306,12 +385,16 @@ def dataset_info(root: str | os.PathLike, *, verify: bool = False) -> dict[str, 
     done = len(keys)
     unreadable_pairs = _unreadable_pairs(root)
     planned = plan.get("pairs_planned")
+    # pairs left from an earlier plan (the input folders changed): done never exceeds planned
+    beyond = max(0, done - planned) if isinstance(planned, int) else 0
+    done -= beyond
     makeable = max(done, planned - unreadable_pairs) if isinstance(planned, int) else None
     failures = read_failures(root)
     disk = _disk_use(root)
     return {
         "path": str(root),
         "pairs_done": done,
+        "pairs_beyond_plan": beyond,
         "pairs_planned": planned,
         "pairs_unreadable": unreadable_pairs,
         "pairs_makeable": makeable,
@@ -329,6 +412,8 @@ def dataset_info(root: str | os.PathLike, *, verify: bool = False) -> dict[str, 
         "content_short_side": _spread(list(short_sides["content"].values())),
         "style_short_side": _spread(list(short_sides["style"].values())),
         "corrupt_outputs": corrupt if verify else None,
+        "bad_lines": len(bad_lines),
+        "bad_line_list": [{"where": line.where(root), "reason": line.reason} for line in bad_lines],
         "teacher_seconds": round(seconds, 3),
         "seconds_per_pair": round(seconds / done, 4) if done else None,
         "disk_bytes": disk,

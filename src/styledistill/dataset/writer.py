@@ -17,7 +17,7 @@ import sys
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -26,7 +26,14 @@ import torch
 
 from .. import __version__
 from ..errors import ConfigError, StyledistillError
-from ..images import MIN_IMAGE_SIDE, ImageError, center_crop_resize, load_image, save_image
+from ..images import (
+    MIN_IMAGE_SIDE,
+    ImageError,
+    center_crop_resize,
+    load_image,
+    require_finite,
+    save_image,
+)
 from ..plumbing import atomic_path
 from ..runtime import progress_bar
 from ..teachers.base import Teacher
@@ -38,9 +45,11 @@ from .reader import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     STATUS_FILE,
+    BadLine,
     image_intact,
     iter_jsonl,
     read_dataset_json,
+    record_problem,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -185,6 +194,8 @@ class TeachSummary:
     out: Path
     #: pairs whose image was missing or corrupt and was made again (counted in ``written``)
     repaired: int = 0
+    #: manifest lines of this shard that are not pair records (``file line N: reason``)
+    bad_lines: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -200,6 +211,12 @@ class TeachSummary:
             text += f" -> {self.out / self.shard / FAILURES_FILE}"
         if self.repaired:
             text += f"; {self.repaired} missing or corrupt images made again"
+        if self.bad_lines:
+            more = f" and {len(self.bad_lines) - 1} more" if len(self.bad_lines) > 1 else ""
+            text += (
+                f"; {len(self.bad_lines)} manifest lines are not pair records, left as they "
+                f"are (first: {self.bad_lines[0]}{more})"
+            )
         return text + f"; {self.seconds:.1f} s ({rate:.2f} pairs/s)"
 
 
@@ -334,15 +351,17 @@ def _prepare_dataset_json(
     _write_json_atomic(out / DATASET_FILE, description)
 
 
-def _manifest_keys(path: Path) -> Iterator[str]:
+def _manifest_keys(path: Path, bad: list[BadLine] | None = None) -> Iterator[str]:
     """The key of each complete manifest line, fast for big manifests.
 
     Our writer puts ``key`` first and keys are plain ASCII, so the key is sliced out
-    without parsing the whole line; other lines fall back to ``json.loads``.
+    without parsing the whole line; other lines fall back to ``json.loads`` and the
+    reader's rule (:func:`record_problem`): a line that is not a pair record is not a
+    finished pair, and goes to ``bad`` when given.
     """
     prefix = b'{"key":"'
     with open(path, "rb") as fh:
-        for raw in fh:
+        for number, raw in enumerate(fh, 1):
             if not raw.endswith(b"\n"):
                 return  # torn tail
             if raw.startswith(prefix):
@@ -350,27 +369,35 @@ def _manifest_keys(path: Path) -> Iterator[str]:
                 if end > 0:
                     yield raw[len(prefix) : end].decode("ascii", "replace")
                     continue
+            if not raw.strip():
+                continue
             try:
                 record = json.loads(raw)
+                problem = record_problem(record)
             except ValueError:
-                continue
-            if isinstance(record, dict) and isinstance(record.get("key"), str):
+                record, problem = None, "not JSON"
+            if problem is None:
                 yield record["key"]
+            elif bad is not None:
+                bad.append(BadLine(path, number, problem))
 
 
-def _finished_keys(out: Path, own_shard: Path) -> tuple[set[str], set[str]]:
+def _finished_keys(
+    out: Path, own_shard: Path, bad: list[BadLine] | None = None
+) -> tuple[set[str], set[str]]:
     """``(finished, to_repair)``: keys finished in any shard, and own-shard keys to redo.
 
     A rerun with another shard count skips keys finished elsewhere too. In this
     process's own shard a key also needs its image on disk and intact; a key whose
     image is missing or corrupt goes to ``to_repair``: its image is made again and its
-    existing manifest line kept (one line per key).
+    existing manifest line kept (one line per key). Own-shard lines that are not pair
+    records go to ``bad``.
     """
     done: set[str] = set()
     repair: set[str] = set()
     for manifest in out.glob(f"shard-*/{MANIFEST_FILE}"):
         own = manifest.parent == own_shard
-        for key in _manifest_keys(manifest):
+        for key in _manifest_keys(manifest, bad if own else None):
             if not own:
                 done.add(key)
             elif key not in done and key not in repair:
@@ -571,6 +598,8 @@ class _Resume:
     todo: list[Pair]
     #: own-shard keys whose manifest line exists but whose image must be made again
     to_repair: set[str]
+    #: own-shard manifest lines that are not pair records (their pairs are made again)
+    bad_lines: list[BadLine] = field(default_factory=list)
 
     @property
     def already_done(self) -> int:
@@ -580,8 +609,10 @@ class _Resume:
 def _resume(plan: PairPlan, folder: _ShardFolder, num_shards: int, shard_index: int) -> _Resume:
     """What this run has to do: pairs finished in any shard are skipped."""
     pairs = plan.shard(num_shards, shard_index)
-    finished, to_repair = _finished_keys(folder.out, folder.path)
-    return _Resume(pairs, [pair for pair in pairs if pair.key not in finished], to_repair)
+    bad: list[BadLine] = []
+    finished, to_repair = _finished_keys(folder.out, folder.path, bad)
+    todo = [pair for pair in pairs if pair.key not in finished]
+    return _Resume(pairs, todo, to_repair, bad)
 
 
 class _Pending(NamedTuple):
@@ -728,6 +759,9 @@ class _BatchWriter:
                 f"teacher {self.teacher.name} returned shape {tuple(outputs.shape)}, "
                 f"expected {expected}"
             )
+        require_finite(  # never a black image in the dataset
+            outputs, f"the {self.teacher.name} teacher's output for pair {batch[0].pair.key}"
+        )
         for item, output in zip(batch, outputs):
             self._write_pair(item, output, share)
             self.styles.finish(item.pair)
@@ -884,4 +918,5 @@ def teach(
         seconds=time.perf_counter() - started,
         out=out,
         repaired=batches.repaired,
+        bad_lines=[str(line) for line in resume.bad_lines],
     )

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..plumbing import first_line
+from ..plumbing import weights_error_reason
 
 __all__ = [
     "WEIGHTS",
@@ -87,7 +87,9 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated or pickled with code
-        raise CheckpointError(f"{path}: cannot read weights ({first_line(exc)})") from None
+        raise CheckpointError(
+            f"{path}: cannot read weights ({weights_error_reason(exc)})"
+        ) from None
     if (
         isinstance(state, Mapping)
         and "state_dict" in state

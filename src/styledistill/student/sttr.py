@@ -41,7 +41,8 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError, ConfigError
 from ..image_ops import luminance, scale_to_luminance
-from ..plumbing import atomic_path
+from ..plumbing import atomic_path, weights_error_reason
+from ..values import check_fields
 from .patch_synthesis import (
     BANK_SHIFTS,
     DESCRIPTOR_CELLS,
@@ -187,6 +188,7 @@ class STTRConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"{source}: unknown STTR setting(s) {', '.join(unknown)}")
+        check_fields(cls, data, source)
         config = cls(**data)
         config.validate(source)
         return config
@@ -314,6 +316,18 @@ def register_preset(name: str) -> Callable[[Callable[[], STTRConfig]], Callable[
         return fn
 
     return wrap
+
+
+def preset_config(name: str, **overrides: Any) -> STTRConfig:
+    """A preset's STTRConfig with setting overrides (checked: names, types), unbuilt."""
+    if name not in _PRESETS:
+        raise ConfigError(f"unknown STTR preset {name!r}; choose from {', '.join(list_presets())}")
+    known = {f.name for f in dataclasses.fields(STTRConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"preset {name}: unknown STTR setting(s) {', '.join(unknown)}")
+    check_fields(STTRConfig, overrides, f"preset {name}")
+    return dataclasses.replace(_PRESETS[name](), **overrides)
 
 
 def list_presets() -> list[str]:
@@ -507,7 +521,7 @@ def read_state_dict(path: Path, *, allow_pickle: bool = False) -> dict[str, Tens
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path))
+            return _finite(path, load_file(str(path)))
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CheckpointError(
@@ -521,13 +535,25 @@ def read_state_dict(path: Path, *, allow_pickle: bool = False) -> dict[str, Tens
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors come in many types
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot read weights ({reason})") from None
+        raise CheckpointError(
+            f"{path}: cannot read weights ({weights_error_reason(exc)})"
+        ) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: not a state dict of tensors")
+    return _finite(path, state)
+
+
+def _finite(path: Path, state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state``, unless a floating-point tensor holds NaN or infinity (then one line)."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{path}: tensor {key} holds NaN or infinite values; the weights are damaged "
+                "(a diverged training run or a corrupt copy)"
+            )
     return state
 
 
@@ -838,6 +864,8 @@ def _logit(images: Tensor, eps: float = 1e-3) -> Tensor:
     """``torch.logit(images, eps)``, written as clamp, divide, log: torch's ONNX export of
     ``logit`` adds a compare-and-select pair per bound over every pixel after the clamp,
     about 1 ms per call on a 384 px image in onnxruntime."""
+    if images.dtype in (torch.float16, torch.bfloat16):  # 1 - eps rounds to 1: log(x / 0)
+        return _logit(images.float(), eps).to(images.dtype)
     clamped = images.clamp(eps, 1.0 - eps)
     return torch.log(clamped / (1.0 - clamped))
 
@@ -949,17 +977,7 @@ class STTR(nn.Module):
         **overrides: Any,
     ) -> STTR:
         """A preset ("sttr-paper", "sttr-small") with optional setting overrides."""
-        if name not in _PRESETS:
-            raise ConfigError(
-                f"unknown STTR preset {name!r}; choose from {', '.join(list_presets())}"
-            )
-        config = _PRESETS[name]()
-        known = {f.name for f in dataclasses.fields(STTRConfig)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigError(f"preset {name}: unknown STTR setting(s) {', '.join(unknown)}")
-        config = dataclasses.replace(config, **overrides)
-        return cls(config, backbone_weights=backbone_weights)
+        return cls(preset_config(name, **overrides), backbone_weights=backbone_weights)
 
     @property
     def _residual_output(self) -> bool:
@@ -1492,19 +1510,10 @@ class STTR(nn.Module):
         _atomic_write(directory / MODEL_CARD_NAME, lambda p: p.write_text(card))
         return directory
 
-    @classmethod
-    def from_pretrained(
-        cls,
-        directory: str | os.PathLike,
-        *,
-        allow_pickle: bool = False,
-        map_location: str | torch.device = "cpu",
-    ) -> STTR:
-        """Load a ``save_pretrained`` folder (or a training run holding ``student/``).
-
-        Pickled weights (``pytorch_model.bin``, ``model.pt``...) are refused unless
-        ``allow_pickle=True``, and then read with ``torch.load(weights_only=True)``.
-        """
+    @staticmethod
+    def read_config(directory: str | os.PathLike) -> tuple[Path, STTRConfig]:
+        """The checkpoint folder (a run's ``student/`` when given the run) and its config,
+        checked, without reading the weights."""
         directory = Path(directory)
         if not directory.exists():
             raise CheckpointError(f"{directory}: no such checkpoint folder")
@@ -1530,6 +1539,22 @@ class STTR(nn.Module):
             config = STTRConfig.from_dict(data, source=str(config_path))
         except (ConfigError, TypeError) as exc:
             raise CheckpointError(str(exc).splitlines()[0]) from None
+        return directory, config
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike,
+        *,
+        allow_pickle: bool = False,
+        map_location: str | torch.device = "cpu",
+    ) -> STTR:
+        """Load a ``save_pretrained`` folder (or a training run holding ``student/``).
+
+        Pickled weights (``pytorch_model.bin``, ``model.pt``...) are refused unless
+        ``allow_pickle=True``, and then read with ``torch.load(weights_only=True)``.
+        """
+        directory, config = cls.read_config(directory)
         weights = directory / WEIGHTS_NAME
         if not weights.exists():
             pickles = [directory / n for n in PICKLE_WEIGHT_NAMES if (directory / n).exists()]

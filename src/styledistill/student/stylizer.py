@@ -17,8 +17,17 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ..budget import check_memory, student_bytes_per_pixel, working_shape
 from ..errors import ConfigError
-from ..images import ImageSource, fit_long_side, load_image, resize_long_side, to_pil, unfit
+from ..images import (
+    ImageSource,
+    fit_long_side,
+    load_image,
+    require_finite,
+    resize_long_side,
+    to_pil,
+    unfit,
+)
 from .sttr import STTR
 
 __all__ = ["StyleCode", "Stylizer", "resolve_dtype"]
@@ -76,6 +85,9 @@ class Stylizer:
     cuDNN; about 15% on a 2-core CPU).
     ``fold_batchnorm``: run an :meth:`STTR.inference_copy` (frozen BatchNorm folded into
     the convolutions; the model passed in is not changed).
+    ``max_pixels``: the largest working image (batch x height x width, after resizing
+    and padding) to attempt; None refuses what would not fit in the device's free memory
+    (:mod:`styledistill.budget`). Either way a refusal comes before any allocation.
     """
 
     def __init__(
@@ -88,6 +100,7 @@ class Stylizer:
         compile: bool = False,
         channels_last: bool = True,
         fold_batchnorm: bool = True,
+        max_pixels: int | None = None,
     ) -> None:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -96,6 +109,8 @@ class Stylizer:
         if size is not None and size < 0:
             raise ConfigError(f"size {size} must be positive (or 0/None for native resolution)")
         self.size = size or None
+        self.max_pixels = max_pixels
+        self.bytes_per_pixel = student_bytes_per_pixel(model.config.image_decoder_channels()[-1])
         if fold_batchnorm:  # the caller's model is left as it is (trainable, saveable)
             model = model.inference_copy()
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
@@ -118,6 +133,7 @@ class Stylizer:
         compile: bool = False,
         channels_last: bool = True,
         allow_pickle: bool = False,
+        max_pixels: int | None = None,
     ) -> Stylizer:
         """Load a ``save_pretrained`` folder (e.g. ``runs/NAME/student``)."""
         model = STTR.from_pretrained(directory, allow_pickle=allow_pickle)
@@ -128,6 +144,7 @@ class Stylizer:
             size=size,
             compile=compile,
             channels_last=channels_last,
+            max_pixels=max_pixels,
         )
 
     @property
@@ -141,13 +158,26 @@ class Stylizer:
             raise ConfigError(f"size {size} must be positive (or 0 for native resolution)")
         return size or None
 
+    def check_budget(self, what: str, batch: int, height: int, width: int) -> None:
+        """Refuse (one line, before allocating) a working ``batch x height x width``
+        that would not fit (:func:`styledistill.budget.check_memory`)."""
+        shape = (batch, height, width) if batch > 1 else (height, width)
+        need = self.bytes_per_pixel * batch * height * width
+        check_memory(what, shape, need, max_pixels=self.max_pixels, device=self.device)
+
     @torch.inference_mode()
     def encode_style(self, style: ImageSource | StyleCode, *, size: int | None = None) -> StyleCode:
         """Encode one style image (any source ``load_image`` takes) for reuse."""
         if isinstance(style, StyleCode):
             return style.to(self.device, self.dtype)
-        image = load_image(style).to(self.device)
+        image = load_image(style)
         long_side = self._size(size)
+        config = self.model.config
+        side = config.style_size or long_side
+        self.check_budget(
+            "encoding the style", 1, *working_shape(*image.shape[-2:], side, config.pad_multiple)
+        )
+        image = image.to(self.device)
         if self.model.config.style_size is None and long_side is not None:
             image = resize_long_side(image, long_side)
         padded, mask = self.model.prepare_style(image[None].to(torch.float32))
@@ -173,11 +203,12 @@ class Stylizer:
         batch = contents[None] if single else contents
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ValueError(f"contents must be [B,3,H,W] or [3,H,W], got {tuple(contents.shape)}")
-        fitted = fit_long_side(
-            batch.to(self.device, torch.float32),
-            self._size(size),
-            multiple=self.model.config.pad_multiple,
+        long_side = self._size(size)
+        multiple = self.model.config.pad_multiple
+        self.check_budget(
+            "stylizing", len(batch), *working_shape(*batch.shape[-2:], long_side, multiple)
         )
+        fitted = fit_long_side(batch.to(self.device, torch.float32), long_side, multiple=multiple)
         mask = fitted.mask if bool(fitted.mask.any()) else None
         out = self._decode(
             fitted.image.to(self.dtype).contiguous(memory_format=self.memory_format),
@@ -186,6 +217,7 @@ class Stylizer:
             code.memory_mask,
             mask,
         )
+        require_finite(out, "the student's output")  # never a black image saved as a result
         out = unfit(out.float(), fitted).clamp(0.0, 1.0).to(contents.device)
         return out[0] if single else out
 

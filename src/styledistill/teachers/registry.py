@@ -11,6 +11,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..budget import STYLEID_BYTES_PER_PIXEL, TEXTURE_BYTES_PER_PIXEL, check_memory
 from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DEFAULT_STYLEID_MODEL",
     "TeacherSpec",
+    "check_teacher_memory",
     "check_teacher_model",
     "create_teacher",
     "get_teacher_spec",
@@ -37,6 +39,8 @@ class TeacherSpec:
 
     ``needs_weights``: built by ``from_pretrained(model, device=...)`` and runs on that
     device; otherwise built from its settings alone and runs on the CPU.
+    ``bytes_per_pixel``: memory per output pixel of a pair (:mod:`styledistill.budget`);
+    ``batched``: the pairs of a batch are in memory together (else one after another).
     """
 
     name: str
@@ -45,6 +49,8 @@ class TeacherSpec:
     default_size: int
     needs_weights: bool
     default_model: str | None = None
+    bytes_per_pixel: int = 0
+    batched: bool = False
 
     def teacher_class(self) -> type:
         module_name, _, class_name = self.class_path.partition(":")
@@ -61,6 +67,8 @@ _REGISTRY: dict[str, TeacherSpec] = {
             default_size=512,
             needs_weights=True,
             default_model=DEFAULT_STYLEID_MODEL,
+            bytes_per_pixel=STYLEID_BYTES_PER_PIXEL,
+            batched=True,
         ),
         TeacherSpec(
             name="texture",
@@ -68,6 +76,7 @@ _REGISTRY: dict[str, TeacherSpec] = {
             summary="texture synthesis (Elad & Milanfar 2017); weight-free, CPU, offline",
             default_size=256,
             needs_weights=False,
+            bytes_per_pixel=TEXTURE_BYTES_PER_PIXEL,
         ),
     )
 }
@@ -97,6 +106,26 @@ def check_teacher_model(name: str | None, model: str | None) -> None:
         return
     with_weights = [n for n in list_teachers() if _REGISTRY[n].needs_weights]
     raise ConfigError(f"--model applies to --teacher {' or '.join(with_weights)} only")
+
+
+def check_teacher_memory(
+    name: str,
+    size: int,
+    batch_size: int = 1,
+    *,
+    max_pixels: int | None = None,
+    device: Any = None,
+) -> None:
+    """Refuse, before any weights load, a teacher size whose pairs cannot fit in memory.
+
+    The teachers call it when they are built; commands call it first (``teach``,
+    ``evaluate``), so a folder is never made for work that cannot run.
+    """
+    spec = get_teacher_spec(name)
+    batch = max(1, int(batch_size)) if spec.batched else 1
+    shape = (batch, size, size) if batch > 1 else (size, size)
+    need = spec.bytes_per_pixel * batch * size * size
+    check_memory(f"the {name} teacher", shape, need, max_pixels=max_pixels, device=device)
 
 
 def create_teacher(

@@ -56,7 +56,7 @@ import torch
 
 from ..errors import CheckpointError, ConfigError, MissingDependencyError
 from ..images import center_crop_resize, load_image, to_pil, to_tensor
-from ..plumbing import atomic_path, one_line
+from ..plumbing import atomic_path, one_line, weights_error_reason
 from ..runtime import progress_bar
 from ._styleid_attention import (
     DEFAULT_LAYERS,
@@ -64,7 +64,7 @@ from ._styleid_attention import (
     default_injection_layers,
     install_injection,
 )
-from .registry import DEFAULT_STYLEID_MODEL
+from .registry import DEFAULT_STYLEID_MODEL, check_teacher_memory
 
 __all__ = [
     "DEFAULT_LAYERS",
@@ -292,6 +292,7 @@ class StyleIDTeacher:
         model_id: str | None = None,
         revision: str | None = None,
         channels_last: bool = False,
+        max_pixels: int | None = None,
     ) -> None:
         self.device = torch.device(
             device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
@@ -346,6 +347,9 @@ class StyleIDTeacher:
         self.size = _check_int("size", size, multiple)
         if self.size % multiple:
             raise ConfigError(f"size {size}: must be a multiple of {multiple} for this model")
+        check_teacher_memory(
+            "styleid", self.size, int(batch_size), max_pixels=max_pixels, device=self.device
+        )
 
         if layers is None:
             try:
@@ -426,6 +430,14 @@ class StyleIDTeacher:
             device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
         )
         dtype = _resolve_dtype(dtype, resolved_device)
+        if isinstance(settings.get("size"), int):  # before gigabytes of weights load
+            check_teacher_memory(
+                "styleid",
+                settings["size"],
+                int(settings.get("batch_size") or 8),
+                max_pixels=settings.get("max_pixels"),
+                device=resolved_device,
+            )
         precision = settings.get("precision", "official")
         load_dtype = _weights_dtype(precision, dtype) if precision in PRECISIONS else dtype
 
@@ -1230,7 +1242,7 @@ def _checkpoint_shapes(path: Path) -> dict[str, torch.Tensor]:
                 }
         state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except Exception as exc:  # corrupt file, pickled objects weights_only refuses, ...
-        reason = one_line(exc, limit=200)
+        reason = weights_error_reason(exc)
         raise CheckpointError(f"{path}: cannot read this checkpoint ({reason})") from None
     while isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]

@@ -57,7 +57,9 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..image_ops import box_filter, edge_mask, luminance, scale_to_luminance
 from ..images import center_crop_resize, load_image
+from ..values import first_non_finite
 from .base import ImageLike
+from .registry import check_teacher_memory
 
 __all__ = ["PREVIOUS_DEFAULTS", "PreparedTextureStyle", "TextureTeacher", "match_histograms"]
 
@@ -339,6 +341,7 @@ class TextureTeacher:
         content_fusion: str = "luminance",
         fusion_detail_radius: int = 2,
         colour_transfer: str = "luminance",
+        max_pixels: int | None = None,
     ) -> None:
         self.size = int(size)
         self.seed = int(seed)
@@ -370,6 +373,7 @@ class TextureTeacher:
         self.fusion_detail_radius = int(fusion_detail_radius)
         self.colour_transfer = str(colour_transfer)
         self._validate()
+        check_teacher_memory("texture", self.size, max_pixels=max_pixels)
         self._settings_key = hashlib.sha1(
             json.dumps(self._style_settings(), sort_keys=True).encode()
         ).hexdigest()[:16]
@@ -523,6 +527,9 @@ class TextureTeacher:
             fail(f"robust_r must be in (0, 2], got {self.robust_r}")
         if self.content_weight < 0 or not 0 <= self.content_mask_floor <= 1:
             fail("content_weight must be >= 0 and content_mask_floor in [0, 1]")
+        for key, value in self.config().items():
+            if first_non_finite(value) is not None:
+                fail(f"{key} must be a finite number, got {value!r}")
         if self.noise_sigma < 0:
             fail(f"noise_sigma must be >= 0, got {self.noise_sigma}")
         if self.style_stride < 1 or self.max_style_patches < 16:

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..plumbing import make_shareable
+from ..plumbing import make_shareable, weights_error_reason
+from ..student.sttr import read_state_dict
 from .config import TrainConfig
 from .distributed import Dist
 from .ema import EMA
@@ -163,15 +164,17 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         out["info"] = json.loads(marker.read_text())
-        out["model"] = load_file(str(folder / "model.safetensors"))
+        out["model"] = read_state_dict(folder / "model.safetensors")  # non-finite: refused
         ema = folder / "ema.safetensors"
-        out["ema"] = load_file(str(ema)) if ema.is_file() else None
+        out["ema"] = read_state_dict(ema) if ema.is_file() else None
         optimizer_tensors = load_file(str(folder / "optimizer.safetensors"))
         out["state"] = torch.load(
             folder / "training_state.pt", map_location="cpu", weights_only=True
         )
+    except CheckpointError:
+        raise
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = weights_error_reason(exc)
         raise CheckpointError(f"{folder}: unreadable checkpoint ({reason})") from None
     out["optimizer"] = _unflatten_optimizer(optimizer_tensors, out["state"]["optimizer"])
     return out

@@ -94,6 +94,9 @@ class TrainConfig:
     num_workers: int = 2
     seed: int = 0
     device: str | None = None
+    #: Largest micro-batch to attempt, in pixels (batch_size x size x size); None: what
+    #: the device's free memory holds, estimated (styledistill.budget).
+    max_pixels: int | None = None
     max_minutes: float | None = None
     #: This many NaN/inf steps in a row stop the run (API only).
     max_bad_steps: int = 5
@@ -114,6 +117,13 @@ class TrainConfig:
             self.backbone_lr = backbone_lr
 
     def validate(self) -> None:
+        for spec in dataclasses.fields(self):  # NaN/inf compare False and pass range checks
+            value = getattr(self, spec.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(
+                    f"{spec.name.replace('_', '-')} must be a finite number, got {value}"
+                )
+
         def positive(name: str) -> None:
             if getattr(self, name) < 1:
                 raise ConfigError(

@@ -23,6 +23,7 @@ from .config import TrainConfig
 from .distributed import setup_distributed
 from .finish import finish
 from .logs import LossWindow
+from .memory import check_training_memory
 from .optim import lr_factor
 from .setup import set_up
 from .state import Progress, Run, TrainingDivergedError
@@ -38,6 +39,7 @@ def train(config: TrainConfig) -> Path:
     data_dir, run_dir = Path(config.data), Path(config.out)
     dist, device = setup_distributed(config.device)
     try:
+        check_training_memory(config, device)  # before RUN_DIR is made
         run, progress, validate = set_up(config, data_dir, run_dir, dist, device)
         start_step, start_time = progress.step, time.monotonic()
         try:
