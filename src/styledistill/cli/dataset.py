@@ -1,4 +1,4 @@
-"""``styledistill dataset``: look inside a paired dataset made by ``teach``."""
+"""``styledistill dataset``: look inside a paired dataset, or import one made elsewhere."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-HELP = "inspect a paired dataset (progress, failures, teachers, sizes, disk use)"
+HELP = "inspect a paired dataset, or import stylized images made elsewhere as one"
 DESCRIPTION = """\
 Summarize a dataset folder written by 'styledistill teach': pairs done / planned,
 unreadable inputs, which teacher and settings made the pairs, image sizes, disk use,
@@ -18,8 +18,68 @@ examples:
   styledistill dataset info data/styleid --json | jq .pairs_done"""
 
 
+IMPORT_DESCRIPTION = """\
+Turn stylized images made elsewhere (the official StyleID code, or any other tool)
+plus their content and style folders into a dataset that 'styledistill train' reads
+like one made by 'teach'. Files are matched by name (--pattern, default the official
+StyleID naming {content}_stylized_{style}) or listed in a CSV/JSON-lines --pairs file
+with the columns content,style,stylized. Every image is checked; unreadable, unmatched
+or odd-sized files are listed with a reason and skipped. The manifest records the
+teacher, its settings (for styleid the official defaults; change them with
+--teacher-option) and each source file's SHA-256. A rerun adds only new pairs. The
+source folders are only read."""
+IMPORT_EXAMPLES = """\
+examples:
+  styledistill dataset import --stylized styleid/output --contents styleid/data/cnt \\
+      --styles styleid/data/sty --out data/styleid
+  styledistill dataset import --stylized out/ --contents cnt/ --styles sty/ \\
+      --pattern '{style}__{content}' --out data/mine --teacher-option gamma=0.5
+  styledistill dataset import --pairs pairs.csv --out data/other --teacher other-tool"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ._common import add_key_value_argument
+
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    imp = sub.add_parser(
+        "import",
+        help="import stylized images made elsewhere as a dataset",
+        description=IMPORT_DESCRIPTION,
+        epilog=IMPORT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    imp.add_argument("--stylized", help="folder of stylized images")
+    imp.add_argument("--contents", help="folder of the content images they were made from")
+    imp.add_argument("--styles", help="folder of the style images they were made from")
+    imp.add_argument("--out", required=True, help="dataset folder to write (or add to)")
+    imp.add_argument(
+        "--pattern",
+        default="{content}_stylized_{style}",
+        help="stylized file name without extension, from the content's and style's names",
+    )
+    imp.add_argument(
+        "--pairs",
+        metavar="FILE",
+        help="CSV (content,style,stylized columns) or JSON lines listing the pairs instead",
+    )
+    imp.add_argument(
+        "--teacher", default="styleid", help="name of the teacher that made the images"
+    )
+    add_key_value_argument(
+        imp,
+        "--teacher-option",
+        "a teacher setting to record (JSON value), e.g. gamma=0.5; repeatable",
+    )
+    imp.add_argument(
+        "--model",
+        help="the weights the teacher ran on (styleid default: CompVis/stable-diffusion-v1-4)",
+    )
+    imp.add_argument(
+        "--size",
+        type=int,
+        help="side of the square stylized images (default: the most common; others skipped)",
+    )
+    imp.add_argument("--no-progress", action="store_true", help="no progress bars")
     info = sub.add_parser(
         "info",
         help="summary of a dataset folder",
@@ -136,6 +196,8 @@ def _print(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "import":
+        return _run_import(args)
     from ..dataset.reader import dataset_info
 
     info = dataset_info(args.dir, verify=args.verify)
@@ -149,3 +211,27 @@ def run(args: argparse.Namespace) -> int:
     )
     # --verify is a check: scripts (and CI) need a failing exit status when it finds damage
     return 1 if args.verify and problems else 0
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..dataset.importer import import_pairs
+
+    summary = import_pairs(
+        args.out,
+        contents=args.contents,
+        styles=args.styles,
+        stylized=args.stylized,
+        pattern=args.pattern,
+        pairs_file=args.pairs,
+        teacher=args.teacher,
+        settings=dict(args.teacher_option),
+        model=args.model,
+        size=args.size,
+        progress=not args.no_progress,
+        warn=lambda text: print(f"warning: {text}", file=sys.stderr),
+    )
+    print(summary.line())
+    # nothing in the dataset at all: nothing the user asked for was made
+    return 0 if summary.imported or summary.already_there else 1

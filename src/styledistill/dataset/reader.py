@@ -336,6 +336,7 @@ def dataset_info(root: str | os.PathLike, *, verify: bool = False) -> dict[str, 
     output_sizes: Counter[str] = Counter()
     missing = 0
     seconds = 0.0
+    timed = 0
     contents: set[str] = set()
     styles: set[str] = set()
     short_sides: dict[str, dict[str, int]] = {"content": {}, "style": {}}
@@ -367,7 +368,9 @@ def dataset_info(root: str | os.PathLike, *, verify: bool = False) -> dict[str, 
             size = (record.get("sizes") or {}).get("output")
             if size:
                 output_sizes["x".join(str(v) for v in size)] += 1
-            seconds += float(record.get("seconds") or 0.0)
+            if record.get("seconds") is not None:  # None: imported, time unknown
+                seconds += float(record["seconds"])
+                timed += 1
             contents.add(_content_id(record))
             styles.add(_style_id(record))
             for role, name in (("content", _content_id(record)), ("style", _style_id(record))):
@@ -415,7 +418,7 @@ def dataset_info(root: str | os.PathLike, *, verify: bool = False) -> dict[str, 
         "bad_lines": len(bad_lines),
         "bad_line_list": [{"where": line.where(root), "reason": line.reason} for line in bad_lines],
         "teacher_seconds": round(seconds, 3),
-        "seconds_per_pair": round(seconds / done, 4) if done else None,
+        "seconds_per_pair": round(seconds / timed, 4) if timed else None,
         "disk_bytes": disk,
         "disk": human_bytes(disk),
         "shards": shards,
