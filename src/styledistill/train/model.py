@@ -15,6 +15,8 @@ from .config import TrainConfig
 def build_student(config: TrainConfig) -> nn.Module:
     from ..student import STTR
 
+    if config.init is not None:  # its architecture and weights; trained from there
+        return STTR.from_pretrained(config.init).train()
     overrides = dict(config.model_overrides)
     if config.backbone_weights is None:
         # Freezing the stem keeps pretrained low-level filters; frozen *random* filters

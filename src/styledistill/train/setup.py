@@ -39,7 +39,7 @@ def set_up(
     style_size = getattr(getattr(student, "config", None), "style_size", None) or config.size
     data = load_training_data(config, data_dir, dist, style_size=style_size)
     fixed_items = EpochSeeded(data.train_set.base, config.seed + 1)  # never touches the data order
-    if checkpoint is None and config.backbone_weights is None:
+    if checkpoint is None and config.backbone_weights is None and config.init is None:
         content, style, _ = fixed_batches(
             fixed_items, seed=config.seed, count=1, batch_size=min(16, len(fixed_items)), salt=1
         )[0]
@@ -123,6 +123,8 @@ def _loss_function(config: TrainConfig) -> nn.Module:
         pixel=config.pixel_weight,
         perceptual=config.perceptual_weight,
         texture=config.texture_weight,
+        feature=config.feature_weight,
+        stats=config.stats_weight,
         content=config.content_weight,
         style=config.style_weight,
     )

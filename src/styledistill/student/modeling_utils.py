@@ -1,0 +1,236 @@
+"""Saving and loading students, the role diffusers' ``ModelMixin`` plays.
+
+A student folder holds ``config.json`` (the architecture), ``model.safetensors`` (the
+weights) and a model card ``README.md``. :meth:`ModelMixin.from_pretrained` takes such a
+folder, a training run holding ``student/``, or the name of a pretrained student shipped
+inside the package (:func:`list_pretrained`), so every entry point (the Python API,
+``stylize``, ``export``, ``serve``, ``train --init``) loads them the same way, offline.
+
+One pickle policy: weights are read from safetensors, or from a pickle only with
+``allow_pickle=True`` and then with ``torch.load(weights_only=True)``; non-finite tensors
+are refused. Missing or mismatched weights are a one-line :class:`CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import CheckpointError, ConfigError
+from ..plumbing import atomic_path, first_line, weights_error_reason
+
+__all__ = [
+    "CONFIG_NAME",
+    "MODEL_CARD_NAME",
+    "PRETRAINED_DIR",
+    "WEIGHTS_NAME",
+    "ModelMixin",
+    "count_parameters",
+    "list_pretrained",
+    "read_state_dict",
+    "resolve_student_folder",
+]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+MODEL_CARD_NAME = "README.md"
+#: Weight files in pickle format; loaded only with ``allow_pickle=True`` (and then weights_only).
+PICKLE_WEIGHT_NAMES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth")
+#: Pretrained students shipped inside the package, one folder per name.
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+def list_pretrained() -> list[str]:
+    """Names of the pretrained students shipped with the package (``from_pretrained(name)``)."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / CONFIG_NAME).is_file())
+
+
+def resolve_student_folder(source: str | os.PathLike) -> Path:
+    """The student folder meant by ``source``: a folder, a run holding ``student/``, or a
+    pretrained name. A path that exists wins over a name; anything else is one line."""
+    path = Path(source).expanduser()
+    if not path.exists() and isinstance(source, str) and source in list_pretrained():
+        return PRETRAINED_DIR / source
+    if not path.exists():
+        names = ", ".join(list_pretrained()) or "none installed"
+        raise CheckpointError(
+            f"{source}: no such student folder, and not a pretrained name ({names})"
+        )
+    if path.is_file():
+        raise CheckpointError(f"{path}: is a file; expected a student folder with {CONFIG_NAME}")
+    if not (path / CONFIG_NAME).exists() and (path / "student" / CONFIG_NAME).exists():
+        path = path / "student"
+    return path
+
+
+def read_state_dict(path: Path, *, allow_pickle: bool = False) -> dict[str, Tensor]:
+    """Tensors from a .safetensors file, or from a pickle with ``weights_only=True``."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such weights file")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return _finite(path, load_file(str(path)))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{path}: corrupt or unreadable safetensors file ({first_line(exc)})"
+            ) from None
+    if not allow_pickle:
+        raise CheckpointError(
+            f"{path}: refusing to load a pickle file; convert it to .safetensors "
+            "or pass allow_pickle=True (then loaded with weights_only=True)"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors come in many types
+        raise CheckpointError(f"{path}: cannot read weights ({weights_error_reason(exc)})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: not a state dict of tensors")
+    return _finite(path, state)
+
+
+def _finite(path: Path, state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state``, unless a floating-point tensor holds NaN or infinity (then one line)."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{path}: tensor {key} holds NaN or infinite values; the weights are damaged "
+                "(a diverged training run or a corrupt copy)"
+            )
+    return state
+
+
+def count_parameters(module: nn.Module, *, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    with atomic_path(path) as tmp:
+        write(tmp)
+
+
+class ModelMixin:
+    """``save_pretrained`` / ``from_pretrained`` for a module built from one config object.
+
+    A subclass sets ``config_class`` (with ``to_dict``/``from_dict``), ``model_type`` (the
+    tag in config.json), and may override :meth:`model_card` and :meth:`_restore_buffers`.
+    """
+
+    config_class: ClassVar[Any]
+    model_type: ClassVar[str]
+    config: Any
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return count_parameters(self, trainable_only=trainable_only)  # type: ignore[arg-type]
+
+    def model_card(self, card: dict[str, Any]) -> str:
+        """The README.md written beside the weights (``card``: title, teacher, ... lines)."""
+        lines = [f"# {card.get('title', type(self).__name__)}", ""]
+        lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in card.items() if k != "title"]
+        return "\n".join(lines) + "\n"
+
+    def save_pretrained(
+        self, directory: str | os.PathLike, model_card: dict[str, Any] | None = None
+    ) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and a model card ``README.md``."""
+        from safetensors.torch import save_file
+
+        from .. import __version__
+
+        if getattr(self, "_inference_only", False):
+            raise ConfigError("an inference_copy() cannot be saved: save the model it came from")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {
+            "model_type": self.model_type,
+            "styledistill_version": __version__,
+            **self.config.to_dict(),
+        }
+        module: nn.Module = self  # type: ignore[assignment]
+        state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
+        _atomic_write(
+            directory / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"})
+        )
+        _atomic_write(
+            directory / CONFIG_NAME, lambda p: p.write_text(json.dumps(config, indent=2) + "\n")
+        )
+        card = self.model_card(model_card or {})
+        _atomic_write(directory / MODEL_CARD_NAME, lambda p: p.write_text(card))
+        return directory
+
+    @classmethod
+    def read_config(cls, source: str | os.PathLike) -> tuple[Path, Any]:
+        """The student folder ``source`` names (:func:`resolve_student_folder`) and its
+        config, checked, without reading the weights."""
+        directory = resolve_student_folder(source)
+        config_path = directory / CONFIG_NAME
+        if not config_path.is_file():
+            raise CheckpointError(f"{config_path}: missing (not a student folder)")
+        try:
+            data = json.loads(config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{config_path}: invalid JSON ({exc})") from None
+        if not isinstance(data, dict) or data.get("model_type", cls.model_type) != cls.model_type:
+            raise CheckpointError(f"{config_path}: not a {cls.model_type} config")
+        try:
+            config = cls.config_class.from_dict(data, source=str(config_path))
+        except (ConfigError, TypeError) as exc:
+            raise CheckpointError(first_line(exc)) from None
+        return directory, config
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str | os.PathLike,
+        *,
+        allow_pickle: bool = False,
+        map_location: str | torch.device = "cpu",
+    ) -> Any:
+        """Load a student folder, a training run holding ``student/``, or a pretrained name.
+
+        Pickled weights (``pytorch_model.bin``, ``model.pt``...) are refused unless
+        ``allow_pickle=True``, and then read with ``torch.load(weights_only=True)``.
+        """
+        directory, config = cls.read_config(source)
+        weights = directory / WEIGHTS_NAME
+        if not weights.exists():
+            pickles = [directory / n for n in PICKLE_WEIGHT_NAMES if (directory / n).exists()]
+            if not pickles:
+                raise CheckpointError(f"{weights}: missing")
+            weights = pickles[0]
+        state = read_state_dict(weights, allow_pickle=allow_pickle)
+        with torch.device("meta"):
+            model = cls(config)
+        model.to_empty(device=map_location)
+        model._restore_buffers()
+        try:
+            incompatible = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            lines = [ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln]
+            raise CheckpointError(
+                f"{weights}: {lines[0] if lines else 'does not fit the config'}"
+            ) from None
+        problems = list(incompatible.missing_keys) + list(incompatible.unexpected_keys)
+        if problems:
+            raise CheckpointError(
+                f"{weights}: does not match {CONFIG_NAME} ({len(incompatible.missing_keys)} "
+                f"missing, {len(incompatible.unexpected_keys)} unexpected tensors, "
+                f"e.g. {problems[0]})"
+            )
+        return model.eval()
+
+    def _restore_buffers(self) -> None:
+        """Non-persistent buffers are not in the state dict; refill them after to_empty."""
