@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
-from .plumbing import weights_error_reason
+from .plumbing import first_line
+from .weights_io import read_state_dict
 
 __all__ = ["hub_checkpoint_path", "imagenet_state_dict", "sha256_file", "verify_hub_file"]
 
@@ -93,18 +94,9 @@ def imagenet_state_dict(arch: str, *, download: bool = True) -> dict[str, torch.
                 url, str(path), hash_prefix=match.group(1) if match else None, progress=True
             )
         except Exception as exc:  # offline (URLError), HTTP error, hash mismatch, disk full
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CheckpointError(
                 f"{arch} ImageNet weights: {path} is missing and the download failed "
-                f"({reason}); {_hint(arch, url)}"
+                f"({first_line(exc)}); {_hint(arch, url)}"
             ) from None
     verify_hub_file(path, _hint(arch, url))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, or pickled with code
-        raise CheckpointError(
-            f"{path}: cannot read weights ({weights_error_reason(exc)})"
-        ) from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: not a state dict")
-    return state
+    return read_state_dict(path, allow_pickle=True)

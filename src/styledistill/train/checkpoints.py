@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..plumbing import make_shareable, weights_error_reason
-from ..student.sttr import read_state_dict
+from ..weights_io import read_state_dict
 from .config import TrainConfig
 from .distributed import Dist
 from .ema import EMA
