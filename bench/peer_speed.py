@@ -31,7 +31,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from onnx_vs_torch import machine, timed  # bench/ is on sys.path when run as a script
+from styledistill.benchmark import machine_line, time_calls
 
 #: The sttr-small of the previous release (for "no slower than before" in the same run).
 PREVIOUS_SMALL = {
@@ -212,8 +212,10 @@ def main() -> None:
         rounds = max(1, min(args.rounds, args.repeats))
         for _ in range(rounds):  # interleaved, so drifting load hits every row alike
             for name, run in runners.items():
-                results.setdefault(name, []).extend(timed(run, args.repeats // rounds))
-    print(f"machine: {machine()}")
+                results.setdefault(name, []).extend(
+                    time_calls(run, args.repeats // rounds, warmup=2)
+                )
+    print(f"machine: {machine_line()}")
     print(
         f"onnxruntime {__import__('onnxruntime').__version__}, {threads} threads, batch 1, content path (style encoded once)"
     )

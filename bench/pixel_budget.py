@@ -17,7 +17,6 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -154,7 +153,9 @@ def main() -> None:
         if not args.json:
             print(f"{row:<14} " + "  ".join(f"{s:7.0f} B/px" for s in slopes), flush=True)
     if args.json:
-        print(json.dumps({"machine": platform.processor() or platform.machine(), **results}))
+        from styledistill.benchmark import cpu_name
+
+        print(json.dumps({"machine": cpu_name(), **results}))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""plumbing's shared rules: one-line errors and the JSON copy (with its NaN policy)."""
+"""Shared low-level rules: one-line errors, the JSON copy (its NaN policy), the dtype resolver."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
+from styledistill.errors import ConfigError
 from styledistill.plumbing import first_line, jsonable
+from styledistill.runtime import resolve_dtype
 
 
 def test_jsonable_turns_non_finite_into_null_and_objects_into_plain_values():
@@ -43,3 +46,17 @@ def test_jsonable_turns_non_finite_into_null_and_objects_into_plain_values():
 def test_first_line_skips_blank_lines_and_falls_back_to_the_type():
     assert first_line(ValueError("\n  bad header \nmore detail")) == "bad header"
     assert first_line(KeyError()) == "KeyError"
+
+
+def test_one_dtype_resolver_with_the_callers_default():
+    cpu = torch.device("cpu")
+    assert resolve_dtype(None, cpu, default=torch.bfloat16) == torch.bfloat16
+    assert resolve_dtype("BF16", cpu, default=torch.float32) == torch.bfloat16
+    assert resolve_dtype("torch.float32", cpu, default=torch.float16) == torch.float32
+    with pytest.raises(ConfigError, match="float16 is slow"):
+        resolve_dtype("fp16", cpu, default=torch.float32)
+    assert resolve_dtype("fp16", cpu, default=torch.float32, float16_on_cpu=True) == torch.float16
+    with pytest.raises(ConfigError, match="not supported"):
+        resolve_dtype(torch.float64, cpu, default=torch.float32)
+    with pytest.raises(ConfigError, match="not one of"):
+        resolve_dtype("int8", cpu, default=torch.float32)

@@ -44,7 +44,7 @@ from .images import (
     save_image,
 )
 from .plumbing import atomic_path, jsonable
-from .runtime import progress_bar, resolve_device
+from .runtime import progress_bar, resolve_device, synchronize
 
 __all__ = [
     "PAPER_REFERENCE",
@@ -201,11 +201,6 @@ class _Method:
     pairs: int = 0
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _build_teacher(settings: EvaluationSettings, device: torch.device) -> Any:
     teacher = settings.teacher
     if not isinstance(teacher, str):
@@ -346,12 +341,12 @@ def evaluate(settings: EvaluationSettings) -> dict[str, Any]:
     for s_index, (style, style_name) in enumerate(zip(styles, style_names)):
         outputs: dict[str, torch.Tensor] = {}
         for method in methods:
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
             prepared = method.prepare(style)
             stylized = method.run(contents, prepared)
             require_finite(stylized, f"the {method.label} output")  # never saved as black
-            _sync(device)
+            synchronize(device)
             method.seconds += time.perf_counter() - start
             method.pairs += len(contents)
             if stylized.shape != contents.shape:
@@ -531,7 +526,7 @@ def _warm_up(
     """One untimed pass so lazy init / cuDNN autotuning do not count as stylization time."""
     with torch.inference_mode():
         method.run(contents, method.prepare(style))
-    _sync(device)
+    synchronize(device)
 
 
 def _mean_of(
