@@ -76,7 +76,8 @@ def exported_student(model, size: int, threads: int, folder: Path, int8: bool = 
     x ``size`` content and one encoded random style)."""
     import numpy as np
 
-    from styledistill.export import OnnxStylizer, export_onnx, pad_batch
+    from styledistill.export import export_onnx
+    from styledistill.onnx_runtime import OnnxStylizer, pad_batch
 
     path = folder / f"{model.config.name}-{id(model)}.onnx"
     report = export_onnx(model, path, size=size, verify_sizes=[(size, size)], int8=int8)

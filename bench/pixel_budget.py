@@ -67,7 +67,8 @@ def run_row(row: str, sides: list[int], workdir: Path) -> list[tuple[int, int]]:
             stylizer(image, image, output="tensor")
             found.append((side * side, peak_rss()))
     elif row.startswith("onnx-"):
-        from styledistill.export import OnnxStylizer, export_onnx
+        from styledistill.export import export_onnx
+        from styledistill.onnx_runtime import OnnxStylizer
 
         path = workdir / "model.onnx"
         export_onnx(_student("sttr-" + row.split("-", 1)[1]), path, size=64, verify=False)

@@ -15,15 +15,15 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import modules_imported_by
 from styledistill.cli import main
 from styledistill.export import (
     FP32_TOLERANCE,
     MAX_OUTLIER_FRACTION,
-    OnnxStylizer,
     export_onnx,
     narrow_gather_indices,
-    style_model_path,
 )
+from styledistill.onnx_runtime import OnnxStylizer, pad_batch, style_model_path
 from styledistill.student import STTR, Stylizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -93,7 +93,6 @@ def test_export_dynamic_shapes_match_pytorch_directly(exported, style_hw):
     style of the traced shape and one of another (the patch bank's grid must follow)."""
     model = STTR.from_pretrained(exported["student"])
     runner = OnnxStylizer(exported["onnx"], threads=1)
-    from styledistill.export import pad_batch
 
     rng = np.random.default_rng(3)
     style = rng.random((1, 3, *style_hw), dtype=np.float32)
@@ -135,13 +134,23 @@ def test_onnx_stylizer_matches_stylizer_end_to_end(exported, images):
     assert_same_image(native, expected_native)
 
 
+def test_runtime_module_imports_no_torch():
+    """The torch-free runner stays torch-free: importing it (and building its inputs)
+    loads no torch, and the export (which needs torch) is not imported with it."""
+    code = (
+        "import numpy as np; from styledistill.onnx_runtime import OnnxStylizer, pad_batch; "
+        "pad_batch(np.zeros((1, 3, 40, 50), np.float32), 32)"
+    )
+    assert modules_imported_by(code, ["torch", "styledistill.export"]) == []
+
+
 def test_onnx_stylizer_runs_without_torch(exported, images):
     """A fresh interpreter where importing torch fails must still stylize."""
     content, style = images
     script = f"""
 import sys
 sys.modules["torch"] = None  # any 'import torch' now raises ImportError
-from styledistill.export import OnnxStylizer
+from styledistill.onnx_runtime import OnnxStylizer
 runner = OnnxStylizer({str(exported["onnx"])!r}, threads=1)
 out = runner({str(content)!r}, {str(style)!r}, output="numpy")
 assert out.shape == (50, 70, 3), out.shape
@@ -228,7 +237,7 @@ def test_load_rgb_keeps_16bit_range_and_refuses_huge_headers(tmp_path):
     import zlib
 
     from styledistill.errors import StyledistillError
-    from styledistill.export import load_rgb
+    from styledistill.onnx_runtime import load_rgb
 
     ramp = (np.linspace(0, 65535, 32 * 32).reshape(32, 32)).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "gray16.png")

@@ -467,8 +467,8 @@ def test_pickle_refusal_names_the_cli_flag(checkpoint, tmp_path, capsys):
 
 def test_onnx_loader_refuses_like_the_torch_path(tmp_path):
     from styledistill.errors import StyledistillError
-    from styledistill.export import load_rgb
     from styledistill.images import ImageError, load_image
+    from styledistill.onnx_runtime import load_rgb
 
     Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
     (tmp_path / "empty.png").write_bytes(b"")

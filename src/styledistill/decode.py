@@ -1,7 +1,7 @@
 """One image decoder for the whole project, with no torch: files, bytes, PIL, arrays.
 
 The PyTorch path (:func:`styledistill.images.load_image`) and the torch-free ONNX runner
-(:func:`styledistill.export.load_rgb`) both call :func:`decode_image`, so both read
+(:func:`styledistill.onnx_runtime.load_rgb`) both call :func:`decode_image`, so both read
 odd files (16-bit, EXIF rotation, alpha, CMYK, palettes) the same way and refuse bad
 ones (empty, corrupt, too large, too small) with the same :class:`ImageError` and the
 same words.
