@@ -8,6 +8,7 @@ library, the numpy-only ONNX runner and the CLI share one copy of each rule
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import math
 import os
@@ -27,6 +28,7 @@ __all__ = [
     "make_shareable",
     "one_line",
     "path_problem",
+    "sha256_file",
     "shareable_mode",
     "weights_error_reason",
 ]
@@ -166,6 +168,15 @@ def jsonable(value: Any) -> Any:
         except (ValueError, RuntimeError, TypeError):  # more than one element
             pass
     return str(value)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (weights files are gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def human_bytes(count: float) -> str:

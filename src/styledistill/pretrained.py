@@ -11,7 +11,6 @@ a missing one is an error that names the fix, never random weights.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -19,10 +18,10 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
-from .plumbing import first_line
+from .plumbing import first_line, sha256_file
 from .weights_io import read_state_dict
 
-__all__ = ["hub_checkpoint_path", "imagenet_state_dict", "sha256_file", "verify_hub_file"]
+__all__ = ["hub_checkpoint_path", "imagenet_state_dict", "verify_hub_file"]
 
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")  # torch.hub's naming: name-<sha256 prefix>.ext
 SETUP_HINT = "run `bash scripts/setup.sh` (it places the offline copy) or go online once"
@@ -46,15 +45,6 @@ def hub_checkpoint_path(arch: str) -> tuple[Path, str]:
         raise CheckpointError(f"torchvision has no IMAGENET1K_V1 weights for {arch!r}") from exc
     url = weights.url
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name, url
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @lru_cache(maxsize=16)

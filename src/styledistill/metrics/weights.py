@@ -8,7 +8,6 @@ so an offline run still produces every weight-free number.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..plumbing import first_line
+from ..plumbing import first_line, sha256_file
 from ..weights_io import read_state_dict
 
 __all__ = [
@@ -201,14 +200,10 @@ class WeightsResolver:
 
     def describe(self, key: str, path: Path) -> dict[str, object]:
         """What went into the report about one weights file (the variant that ran)."""
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
         return {
             "file": str(path),
             "bytes": path.stat().st_size,
-            "sha256": digest.hexdigest(),
+            "sha256": sha256_file(path),
             "source_url": WEIGHTS[key].url,
             "description": WEIGHTS[key].description,
         }
