@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TintTeacher
 from styledistill.cli import main
 from test_reliability import (  # shared helpers (train_args: conftest.py)
-    TintTeacher,
     _image,
     _no_room,
     _one_line_error,
