@@ -87,7 +87,14 @@ def test_cli_export_writes_both_graphs_and_verifies(exported):
     assert len(fp32) == 3 and all(float(over) <= float(allowed[:-1]) for over, allowed in fp32)
     assert "padded to" in text and "OK" in text
     int8 = re.search(r"int8 max abs diff vs PyTorch fp32: (\S+)", text)
-    assert int8 is not None and 0.0 < float(int8.group(1)) < 0.2
+    assert int8 is not None and float(int8.group(1)) < 0.2  # the int8 copy stays close
+    # and it is quantized: read from its graph, not from the difference (which on this tiny
+    # model equals the fp32 runtime's own float noise, ~1e-6, and may round to 0 elsewhere)
+    import onnx
+
+    for name in ("tiny.int8.onnx", "tiny.style.int8.onnx"):
+        ops = {node.op_type for node in onnx.load(str(out.parent / name)).graph.node}
+        assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops, (name, sorted(ops))
 
 
 @pytest.mark.parametrize("style_hw", [(64, 40), (24, 64)])
