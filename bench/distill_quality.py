@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from styledistill.benchmark import machine_line
 
 EXTRA_CONTENTS = (  # scikit-image bundled photos (no download), beyond styledistill.samples
     "camera.png",
@@ -53,14 +53,6 @@ EXTRA_CONTENTS = (  # scikit-image bundled photos (no download), beyond styledis
     "clock_motion.png",
 )
 EVAL_CONTENTS = ("chelsea", "coffee", "motorcycle_left", "brick")
-
-
-def machine() -> str:
-    load = os.getloadavg()
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}, torch {torch.__version__}"
-    )
 
 
 def make_inputs(work: Path, args: argparse.Namespace) -> dict[str, Path]:
@@ -381,7 +373,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    print(f"machine at start: {machine()}", flush=True)
+    print(f"machine at start: {machine_line()}", flush=True)
     folders = make_inputs(args.work, args)
     variants = args.variant or ["student"]
     data = args.work / "data"
@@ -399,7 +391,7 @@ def main() -> None:
     if args.untrained:
         runs = {"untrained": save_untrained(args.work), **runs}
     result = score(args.work, pairs, runs, args)
-    print(f"\nmachine at end: {machine()}")
+    print(f"\nmachine at end: {machine_line()}")
     print(format_report(result, runs), flush=True)
     if args.json:
         groups = {k: v.to_dict() for k, v in result["groups"].items()}

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from onnx_vs_torch import machine, timed  # bench/ is on sys.path when run as a script
+from styledistill.benchmark import machine_line, time_calls
 
 
 def session(nodes, inputs, outputs, initializers=(), threads: int = 2):
@@ -35,7 +35,7 @@ def session(nodes, inputs, outputs, initializers=(), threads: int = 2):
 
 
 def median_ms(run, repeats: int) -> float:
-    return float(np.median(timed(run, repeats, warmup=5))) * 1e3
+    return float(np.median(time_calls(run, repeats, warmup=5))) * 1e3
 
 
 def main() -> None:
@@ -115,7 +115,7 @@ def main() -> None:
             )
         )
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine_line()}")
     print(f"onnxruntime {ort.__version__}, {threads} threads, median of {args.repeats} runs")
     print("\n| op | ms |\n|---|---|")
     for label, ms in rows:

@@ -19,8 +19,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from onnx_vs_torch import machine  # bench/ is on sys.path when run as a script
 from peer_speed import exported_student, load_student
+from styledistill.benchmark import machine_line
 
 PARTS = {"features": "backbone", "decoder": "transformer", "image_decoder": "image decoder"}
 REST = "texture head, histogram prior, glue"
@@ -73,7 +73,7 @@ def main() -> None:
         if part == REST:
             rest_ops[kinds[name]] += ms
             rest_counts[kinds[name]] += 1
-    print(f"machine: {machine()}")
+    print(f"machine: {machine_line()}")
     print(f"onnxruntime {ort.__version__}, {threads} threads, {args.size}x{args.size}, batch 1")
     print("\n| part | ms per run | share |\n|---|---|---|")
     total = sum(parts.values())

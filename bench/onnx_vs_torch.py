@@ -14,35 +14,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{model}, {os.cpu_count()} logical cores, load average {load:.1f} ({platform.node()})"
-
-
-def timed(fn, repeats: int, warmup: int = 2) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:
@@ -62,8 +36,10 @@ def main() -> None:
 
     import numpy as np
     import torch
+    from styledistill.onnx_runtime import OnnxStylizer, pad_batch
 
-    from styledistill.export import OnnxStylizer, export_onnx, pad_batch
+    from styledistill.benchmark import machine_line, time_calls
+    from styledistill.export import export_onnx
     from styledistill.student import STTR
 
     threads = args.threads or os.cpu_count() or 1
@@ -101,12 +77,12 @@ def main() -> None:
         code32 = fp32.encode_padded_style(style, style_mask)
         code8 = int8.encode_padded_style(style, style_mask)
         results = {
-            "pytorch fp32": timed(torch_run, args.repeats),
-            "onnxruntime fp32": timed(
-                lambda: fp32.run_padded(content, content_mask, code32), args.repeats
+            "pytorch fp32": time_calls(torch_run, args.repeats, warmup=2),
+            "onnxruntime fp32": time_calls(
+                lambda: fp32.run_padded(content, content_mask, code32), args.repeats, warmup=2
             ),
-            "onnxruntime int8": timed(
-                lambda: int8.run_padded(content, content_mask, code8), args.repeats
+            "onnxruntime int8": time_calls(
+                lambda: int8.run_padded(content, content_mask, code8), args.repeats, warmup=2
             ),
         }
 
@@ -115,11 +91,13 @@ def main() -> None:
                 model.encode_style(torch.from_numpy(style), torch.from_numpy(style_mask))
 
         style_times = {
-            "pytorch fp32": timed(torch_style, 3, 1),
-            "onnxruntime fp32": timed(lambda: fp32.encode_padded_style(style, style_mask), 3, 1),
+            "pytorch fp32": time_calls(torch_style, 3, warmup=1),
+            "onnxruntime fp32": time_calls(
+                lambda: fp32.encode_padded_style(style, style_mask), 3, warmup=1
+            ),
         }
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine_line()}")
     print(
         f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}, {threads} threads"
     )

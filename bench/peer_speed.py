@@ -31,7 +31,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from onnx_vs_torch import machine, timed  # bench/ is on sys.path when run as a script
+from styledistill.benchmark import machine_line, time_calls
 
 #: The sttr-small of the previous release (for "no slower than before" in the same run).
 PREVIOUS_SMALL = {
@@ -76,7 +76,8 @@ def exported_student(model, size: int, threads: int, folder: Path, int8: bool = 
     x ``size`` content and one encoded random style)."""
     import numpy as np
 
-    from styledistill.export import OnnxStylizer, export_onnx, pad_batch
+    from styledistill.export import export_onnx
+    from styledistill.onnx_runtime import OnnxStylizer, pad_batch
 
     path = folder / f"{model.config.name}-{id(model)}.onnx"
     report = export_onnx(model, path, size=size, verify_sizes=[(size, size)], int8=int8)
@@ -212,8 +213,10 @@ def main() -> None:
         rounds = max(1, min(args.rounds, args.repeats))
         for _ in range(rounds):  # interleaved, so drifting load hits every row alike
             for name, run in runners.items():
-                results.setdefault(name, []).extend(timed(run, args.repeats // rounds))
-    print(f"machine: {machine()}")
+                results.setdefault(name, []).extend(
+                    time_calls(run, args.repeats // rounds, warmup=2)
+                )
+    print(f"machine: {machine_line()}")
     print(
         f"onnxruntime {__import__('onnxruntime').__version__}, {threads} threads, batch 1, content path (style encoded once)"
     )

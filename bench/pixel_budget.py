@@ -17,7 +17,6 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -68,7 +67,8 @@ def run_row(row: str, sides: list[int], workdir: Path) -> list[tuple[int, int]]:
             stylizer(image, image, output="tensor")
             found.append((side * side, peak_rss()))
     elif row.startswith("onnx-"):
-        from styledistill.export import OnnxStylizer, export_onnx
+        from styledistill.export import export_onnx
+        from styledistill.onnx_runtime import OnnxStylizer
 
         path = workdir / "model.onnx"
         export_onnx(_student("sttr-" + row.split("-", 1)[1]), path, size=64, verify=False)
@@ -154,7 +154,9 @@ def main() -> None:
         if not args.json:
             print(f"{row:<14} " + "  ".join(f"{s:7.0f} B/px" for s in slopes), flush=True)
     if args.json:
-        print(json.dumps({"machine": platform.processor() or platform.machine(), **results}))
+        from styledistill.benchmark import cpu_name
+
+        print(json.dumps({"machine": cpu_name(), **results}))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import argparse
 import concurrent.futures
 import json
 import os
-import platform
 import shutil
 import socket
 import struct
@@ -127,6 +126,8 @@ def main() -> int:
     from gradio_client import Client, handle_file
     from PIL import Image
 
+    from styledistill.benchmark import machine_line
+
     work = Path(tempfile.mkdtemp(prefix="serve-uploads-"))
     bomb = write_blank_png(work / "huge.png", args.side, args.side)
     Image.new("RGB", (96, 64), (40, 120, 200)).save(work / "content.png")
@@ -171,7 +172,7 @@ def main() -> int:
         sampler.join()
         peak_hwm = _rss_kib(server.pid, "VmHWM")
         result = {
-            "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs)",
+            "machine": machine_line(),
             "upload_bytes": bomb.stat().st_size,
             "declared": f"{args.side}x{args.side}",
             "uploads": args.uploads,

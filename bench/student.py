@@ -20,16 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from styledistill.benchmark import machine_line, time_calls
 from styledistill.student import STTR
 
 CPU_TARGET_MS = 150.0  # sttr-small, 512x512, 2-core CPU (docs/architecture.md)
@@ -37,52 +36,19 @@ GPU_TARGET_MS = 5.0  # sttr-paper, 512x512, H100, batch 1
 GPU_TARGET_IPS = 500.0  # sttr-paper, 512x512, H100, batched
 
 
-def machine(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{platform.node()}: {cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
-    if device.type == "cuda":
-        text += f", GPU {torch.cuda.get_device_name(device)}"
-    return text
-
-
 #: Timed runs every measurement gets, however slow: a median needs more than one run.
 MIN_RUNS = 3
 
 
 def timed(fn, device: torch.device, repeats: int, budget_s: float) -> list[float]:
-    """Milliseconds per call: one warm-up, then ``repeats`` runs.
-
-    Slow cases stop once ``budget_s`` is spent, but never before ``MIN_RUNS`` runs (or
-    ``repeats``, if lower): the printed ``n=`` says how many were timed.
-    """
-
-    def once() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return (time.perf_counter() - start) * 1000.0
-
-    warm = once()
-    if device.type == "cuda":
-        once()  # second warm-up: cuDNN autotuning, allocator
-    times: list[float] = []
-    spent = 0.0
-    del warm  # not timed: lazy init, allocator, autotuning
-    minimum = min(MIN_RUNS, repeats)
-    while len(times) < repeats and (spent < budget_s * 1000.0 or len(times) < minimum):
-        times.append(once())
-        spent += times[-1]
-    return times
+    """Milliseconds per call: one warm-up (two on a GPU: cuDNN autotuning, allocator),
+    then ``repeats`` runs; slow cases stop once ``budget_s`` is spent, but never before
+    ``MIN_RUNS`` runs (or ``repeats``, if lower): the printed ``n=`` says how many."""
+    warmup = 2 if device.type == "cuda" else 1
+    times = time_calls(
+        fn, repeats, warmup=warmup, device=device, budget_s=budget_s, min_runs=MIN_RUNS
+    )
+    return [t * 1000.0 for t in times]
 
 
 def summary(times: list[float]) -> dict[str, float]:
@@ -137,7 +103,7 @@ def main() -> int:
         dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    print(f"machine: {machine(device)}")
+    print(f"machine: {machine_line(device)}")
     print(
         f"dtype {dtype}, channels_last {not args.contiguous}, BatchNorm folded {not args.no_fold}, "
         f"compile {args.compile}"
@@ -203,7 +169,7 @@ def main() -> int:
         args.json.write_text(
             json.dumps(
                 {
-                    "machine": machine(device),
+                    "machine": machine_line(device),
                     "dtype": str(dtype),
                     "load_before": load_before,
                     "load_after": load_after,

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import resource
 import sys
 import time
@@ -33,6 +32,7 @@ from typing import Any
 
 import torch
 
+from styledistill.benchmark import machine_line
 from styledistill.teachers.styleid import SD1_UNET_CONFIG, SD1_VAE_CONFIG, StyleIDTeacher
 
 TINY_UNET = {
@@ -87,22 +87,6 @@ def build_components(sd15: bool, device: torch.device, dtype: torch.dtype) -> di
         "scheduler": DDIMScheduler(**SD_SCHEDULER),
         "prompt_embeds": embeds,
     }
-
-
-def machine(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    text = f"{platform.node()} | {cpu} | {torch.get_num_threads()} torch threads"
-    if device.type == "cuda":
-        text += f" | {torch.cuda.get_device_name(device)}"
-    return text
 
 
 def images(n: int, size: int, seed: int) -> list[torch.Tensor]:
@@ -163,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     if args.channels_last:
         model += ", channels_last UNet"
     model += f", precision {args.precision}"
-    print(f"machine: {machine(device)}")
+    print(f"machine: {machine_line(device)}")
     print(
         f"model: {model}, {str(dtype).removeprefix('torch.')}, {size}px, {steps} steps "
         f"({len(teacher.inversion_steps)} inversion + {len(teacher.sampling_steps)} sampling "

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -44,6 +43,7 @@ def main() -> None:
 
     import torch
 
+    from styledistill.benchmark import machine_line
     from styledistill.samples import generate_style, sample_contents
     from styledistill.teachers.texture import TextureTeacher
 
@@ -51,10 +51,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     content = sample_contents(names=["astronaut"])["astronaut"]
     style = generate_style("stained_glass", args.size, seed=0)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"torch threads {torch.get_num_threads()}, load before {os.getloadavg()}"
-    )
+    print(f"machine (before): {machine_line()}")
     results = {}
     for label, settings in [("low-rank PCA (default)", {}), ("exact PCA", {"exact_pca": True})]:
         teacher = TextureTeacher(size=args.size, **settings)

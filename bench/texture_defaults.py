@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from styledistill.benchmark import machine_line
 from styledistill.teachers.texture import PREVIOUS_DEFAULTS as OLD_DEFAULTS
 
 NO_DENOISE = {"denoise_radius": 0}
@@ -265,11 +265,7 @@ def main() -> None:
     styles = load_styles(args.styles, args.size)
 
     print("command: python " + " ".join(shlex.quote(a) for a in sys.argv))
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-        f"load {tuple(round(x, 2) for x in os.getloadavg())}"
-    )
+    print(f"machine: {machine_line()}")
     pairs = [(luminance(c), luminance(s)) for c in contents.values() for s in styles.values()]
     style_structure = np.mean([blurred_ssim(s, c) for c, s in pairs])
     style_edges = np.mean([edge_correlation(s, c) for c, s in pairs])

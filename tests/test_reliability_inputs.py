@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TintTeacher
 from styledistill.cli import main
 from test_reliability import (  # shared helpers (train_args: conftest.py)
-    TintTeacher,
     _image,
     _no_room,
     _one_line_error,
@@ -228,7 +228,8 @@ def test_the_budget_names_max_pixels_and_keeps_normal_sizes(
 def test_onnx_runner_refuses_a_size_that_cannot_fit(checkpoint, tmp_path, pinned_memory):
     pytest.importorskip("onnxruntime")
     from styledistill.budget import PixelBudgetError
-    from styledistill.export import OnnxStylizer, export_onnx
+    from styledistill.export import export_onnx
+    from styledistill.onnx_runtime import OnnxStylizer
 
     with pytest.raises(PixelBudgetError, match="exporting"):
         export_onnx(checkpoint, tmp_path / "big.onnx", size=int(HUGE), verify=False)

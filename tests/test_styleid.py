@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ pytest.importorskip("diffusers")
 from diffusers import DDIMScheduler, UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
+from conftest import assert_same_image
 from styledistill.errors import CheckpointError, ConfigError
 from styledistill.teachers import StyleFeatures, StyleIDTeacher, Teacher
 from styledistill.teachers._styleid_attention import (
@@ -66,10 +68,11 @@ def images(n: int, seed: int, height: int = SIZE, width: int = SIZE) -> list[tor
     return list(up.clamp(0, 1).mul(255).round().div(255))  # 8-bit, as loaded files are
 
 
-def assert_same_image(got: torch.Tensor, want: torch.Tensor) -> None:
-    """Equal up to float32 rounding, which may move a pixel across one 8-bit floor step."""
-    diff = (got - want).abs()
-    assert diff.max().item() <= 1 / 255 + 1e-6 and diff.mean().item() < 1e-3, diff.max()
+#: Two runs of the teacher that must agree (conftest.assert_same_image): float32 rounding may
+#: move a pixel across one 8-bit floor step (1/255), on at most a quarter of the values.
+same_teacher_output = partial(
+    assert_same_image, tolerance=1e-3, worst=1 / 255 + 1e-6, outliers=0.25
+)
 
 
 # --------------------------------------------------------------------------- processor
@@ -325,7 +328,7 @@ def test_batched_pairs_equal_one_by_one(components):
     single = torch.cat(
         [teacher.stylize([c], [s], seeds=[seed]) for c, s, seed in zip(contents, styles, seeds)]
     )
-    assert_same_image(batched, single)
+    same_teacher_output(batched, single)
     # The seed really is per pair: another seed changes that pair only.
     other = teacher.stylize(contents[:1], [style_a], seeds=[99])
     assert (other - batched[:1]).abs().mean().item() > 1e-4
@@ -348,7 +351,7 @@ def test_cached_features_equal_fresh_encoding(components, tmp_path, monkeypatch)
         assert torch.equal(loaded.values[name], features.values[name])
     assert torch.equal(loaded.latent, features.latent)
     cached = teacher.stylize(contents, [loaded], batch_size=1)
-    assert_same_image(cached, fresh)
+    same_teacher_output(cached, fresh)
 
     # On-disk cache: the first call writes, the second reads the same file.
     first = teacher.prepare_style(style, cache_dir=tmp_path / "cache")
@@ -370,8 +373,8 @@ def test_cached_features_equal_fresh_encoding(components, tmp_path, monkeypatch)
     assert len(list(teacher.style_cache_dir.glob("*.safetensors"))) == 1 and not loads
     reread = teacher.stylize(contents, [style, style], batch_size=2)
     assert len(loads) == 1
-    assert_same_image(written, fresh)
-    assert_same_image(reread, fresh)
+    same_teacher_output(written, fresh)
+    same_teacher_output(reread, fresh)
     teacher.style_cache_dir = None
 
     # Features of another schedule are refused, not silently mixed.

@@ -19,9 +19,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_student_config
+from conftest import TintTeacher, tiny_student_config
 from styledistill.errors import ConfigError
-from styledistill.images import center_crop_resize, load_image, save_image
+from styledistill.images import save_image
 from styledistill.train import (
     TrainConfig,
     TrainingDivergedError,
@@ -38,39 +38,6 @@ TINY = tiny_student_config(stride=8)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
-
-
-class TintTeacher:
-    """A fast, learnable stand-in teacher: half the content, half the style's mean colour."""
-
-    name = "tint"
-
-    def __init__(self, size: int = 32) -> None:
-        self.size = size
-
-    def config(self) -> dict:
-        return {"size": self.size, "mix": 0.5}
-
-    def model_info(self) -> dict:
-        return {}
-
-    def _view(self, image) -> torch.Tensor:
-        image = image if isinstance(image, torch.Tensor) else load_image(image)
-        return center_crop_resize(image, self.size)
-
-    def prepare_style(self, style) -> torch.Tensor:
-        return self._view(style).mean(dim=(1, 2), keepdim=True)
-
-    def stylize(self, contents, styles, *, batch_size=None, seeds=None) -> torch.Tensor:
-        out = []
-        for content, style in zip(contents, styles):
-            tint = (
-                style
-                if isinstance(style, torch.Tensor) and style.shape[-1] == 1
-                else self.prepare_style(style)
-            )
-            out.append((0.5 * self._view(content) + 0.5 * tint).clamp(0, 1))
-        return torch.stack(out)
 
 
 def _smooth_image(rng: np.random.Generator, size: int = 48) -> torch.Tensor:

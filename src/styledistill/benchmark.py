@@ -28,15 +28,18 @@ import torch
 
 from .errors import ConfigError
 from .plumbing import atomic_path
-from .runtime import progress_bar, resolve_device
+from .runtime import progress_bar, resolve_device, synchronize
 
 __all__ = [
     "BenchSettings",
+    "cpu_name",
     "format_table",
     "machine_info",
+    "machine_line",
     "parse_int_list",
     "plot_latency",
     "run_benchmark",
+    "time_calls",
     "write_bench",
 ]
 
@@ -68,17 +71,21 @@ class BenchSettings:
 # --------------------------------------------------------------------------- machine
 
 
-def machine_info(device: torch.device | str | None = None) -> dict[str, Any]:
-    """The machine a number was measured on: CPU model, cores, GPU name, versions."""
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The CPU's model name from ``/proc/cpuinfo``, else what :mod:`platform` says."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
                 if line.lower().startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine_info(device: torch.device | str | None = None) -> dict[str, Any]:
+    """The machine a number was measured on: CPU model, cores, GPU name, versions."""
+    cpu = cpu_name()
     device = torch.device(device) if device is not None else torch.device("cpu")
     info: dict[str, Any] = {
         "cpu": cpu,
@@ -100,6 +107,56 @@ def machine_info(device: torch.device | str | None = None) -> dict[str, Any]:
     else:
         info["device_name"] = f"{cpu} ({os.cpu_count()} cores, CPU)"
     return info
+
+
+def machine_line(device: torch.device | str | None = None) -> str:
+    """:func:`machine_info` as the one line a bench script prints before its numbers, with
+    the load average: other work on a shared machine moves timings, so a number is only
+    comparable with numbers printed under the same line."""
+    info = machine_info(device)
+    text = (
+        f"{platform.node()}: {info['cpu']}, {info['cpu_cores']} logical cores, "
+        f"torch {info['torch']} ({info['torch_threads']} threads)"
+    )
+    if "gpu_memory_gb" in info:
+        text += f", GPU {info['device_name']}"
+    if hasattr(os, "getloadavg"):
+        text += ", load average {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
+    return text
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def time_calls(
+    fn: Callable[[], Any],
+    repeats: int,
+    *,
+    warmup: int = 0,
+    device: torch.device | str | None = None,
+    budget_s: float | None = None,
+    min_runs: int = 3,
+) -> list[float]:
+    """Seconds each of ``repeats`` calls of ``fn`` took, after ``warmup`` untimed calls.
+
+    On a GPU the device is synchronized around every call, so the clock stops when the
+    work does, not when it is queued. ``budget_s``: stop once that many seconds are spent,
+    but never before ``min(min_runs, repeats)`` runs (a median needs several).
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    least = min(min_runs, repeats)
+    while len(times) < repeats:
+        if budget_s is not None and sum(times) >= budget_s and len(times) >= least:
+            break
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
 
 
 # --------------------------------------------------------------------------- memory
@@ -249,11 +306,6 @@ def _teacher_subject(settings: BenchSettings, device: torch.device) -> _Subject 
 # --------------------------------------------------------------------------- measuring
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
@@ -269,17 +321,10 @@ def _measure(
     memory_device: torch.device | None = None,
 ) -> dict[str, Any]:
     memory = _PeakMemory(memory_device or device)
-    for _ in range(warmup):
-        fn(contents, style)
-    _sync(device)
+    time_calls(lambda: fn(contents, style), 0, warmup=warmup, device=device)
+    synchronize(device)
     memory.reset()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn(contents, style)
-        _sync(device)
-        times.append(time.perf_counter() - start)
+    times = time_calls(lambda: fn(contents, style), repeats, device=device)
     batch = contents.shape[0]
     ms = sorted(t * 1000.0 / batch for t in times)  # per image
     quartiles = statistics.quantiles(ms, n=4, method="inclusive") if len(ms) > 1 else [ms[0]] * 3

@@ -1,7 +1,7 @@
 """One image decoder for the whole project, with no torch: files, bytes, PIL, arrays.
 
 The PyTorch path (:func:`styledistill.images.load_image`) and the torch-free ONNX runner
-(:func:`styledistill.export.load_rgb`) both call :func:`decode_image`, so both read
+(:func:`styledistill.onnx_runtime.load_rgb`) both call :func:`decode_image`, so both read
 odd files (16-bit, EXIF rotation, alpha, CMYK, palettes) the same way and refuse bad
 ones (empty, corrupt, too large, too small) with the same :class:`ImageError` and the
 same words.
@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import StyledistillError
+from .plumbing import first_line
 
 __all__ = ["DEFAULT_MAX_PIXELS", "MIN_IMAGE_SIDE", "ImageError", "check_size", "decode_image"]
 
@@ -93,8 +94,7 @@ def decode_image(
         try:
             return _pil_to_chw(source, name)
         except (OSError, SyntaxError, EOFError) as exc:  # a lazily opened, corrupt file
-            reason = str(exc) or type(exc).__name__
-            raise ImageError(name, f"truncated or corrupt image data ({reason})") from None
+            raise ImageError(name, f"truncated or corrupt image data ({first_line(exc)})") from None
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise ImageError(name, "empty data (0 bytes)")
@@ -129,8 +129,7 @@ def _decode_stream(fh, name: str | None, max_pixels: int | None, min_side: int) 
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(name, f"image too large to decode safely ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise ImageError(name, f"truncated or corrupt image data ({reason})") from None
+        raise ImageError(name, f"truncated or corrupt image data ({first_line(exc)})") from None
     return _pil_to_chw(image, name)
 
 

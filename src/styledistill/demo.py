@@ -10,12 +10,13 @@ stage reuses what a previous run left (dataset pairs resume, a finished student 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,16 @@ def _crop_boxes(height: int, width: int, count: int) -> list[tuple[int, int, int
     return boxes[:count]
 
 
+def _input_folders(out: Path) -> dict[str, Path]:
+    """Where the demo keeps its inputs: train and held-out contents and styles."""
+    return {
+        "train_contents": out / "inputs" / "train" / "contents",
+        "train_styles": out / "inputs" / "train" / "styles",
+        "eval_contents": out / "inputs" / "heldout" / "contents",
+        "eval_styles": out / "inputs" / "heldout" / "styles",
+    }
+
+
 def prepare_inputs(
     out: Path, plan: DemoPlan, *, seed: int = 0, progress: bool = True
 ) -> dict[str, Path]:
@@ -116,12 +127,7 @@ def prepare_inputs(
     from .runtime import progress_bar
     from .samples import STYLE_NAMES, content_path, generate_style
 
-    folders = {
-        "train_contents": out / "inputs" / "train" / "contents",
-        "train_styles": out / "inputs" / "train" / "styles",
-        "eval_contents": out / "inputs" / "heldout" / "contents",
-        "eval_styles": out / "inputs" / "heldout" / "styles",
-    }
+    folders = _input_folders(out)
     work_size = plan.size * 2  # enough pixels for the teacher's centre crop + resize
     jobs: list[tuple[Path, Callable[[], Any]]] = []
     photo_sets = [
@@ -172,12 +178,7 @@ def user_inputs(
     """The user's folders split for the demo: about a fifth of the contents and of the
     styles (at least one each, chosen by ``seed``) are held out for evaluation; the files
     are copied (never moved) into ``out/inputs``."""
-    folders = {
-        "train_contents": out / "inputs" / "train" / "contents",
-        "train_styles": out / "inputs" / "train" / "styles",
-        "eval_contents": out / "inputs" / "heldout" / "contents",
-        "eval_styles": out / "inputs" / "heldout" / "styles",
-    }
+    folders = _input_folders(out)
     for role, source in (("contents", contents), ("styles", styles)):
         files = user_images(source, role)
         held = set(random.Random(seed).sample(range(len(files)), max(1, len(files) // 5)))
@@ -266,37 +267,90 @@ def run_demo(
     ``contents``/``styles``: the user's own folders instead of the bundled samples (both
     or neither); ``minutes``: the training budget instead of the plan's.
     """
-    from .dataset import teach
-    from .evaluation import EvaluationSettings, evaluate
-    from .teachers import TextureTeacher
-    from .train import TrainConfig, latest_checkpoint, train
+    plan = _checked_plan(plan or PLANS["quick" if quick else "full"], contents, styles, minutes)
+    out = Path(out).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    with _timed(seconds, "inputs"):
+        folders = _inputs_stage(out, plan, contents, styles, seed=seed, progress=progress)
+    with _timed(seconds, "teach"):
+        teacher, dataset_dir, summary = _teach_stage(out, plan, folders, seed, progress)
+    with _timed(seconds, "train"):
+        student_dir = _train_stage(
+            out, plan, dataset_dir, device=device, seed=seed, progress=progress, retrain=retrain
+        )
+    with _timed(seconds, "evaluate"):
+        report_dir, metrics = _evaluate_stage(
+            out, plan, folders, student_dir, teacher, device=device, progress=progress
+        )
+    seconds["total"] = time.perf_counter() - started
+    result = DemoResult(
+        out=out,
+        report=report_dir / "report.html",
+        student=student_dir,
+        dataset=dataset_dir,
+        pairs=summary.written + summary.already_done,
+        seconds={k: round(v, 1) for k, v in seconds.items()},
+        metrics=metrics,
+    )
+    _write_demo_json(out / "demo.json", plan, result)
+    return result
 
-    plan = plan or PLANS["quick" if quick else "full"]
+
+@contextlib.contextmanager
+def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    """Record how long a stage of the demo took (``seconds[stage]``), for demo.json."""
+    tick = time.perf_counter()
+    yield
+    seconds[stage] = time.perf_counter() - tick
+
+
+def _checked_plan(
+    plan: DemoPlan,
+    contents: str | Path | None,
+    styles: str | Path | None,
+    minutes: float | None,
+) -> DemoPlan:
+    """``plan`` with the ``minutes`` budget applied, after every check that can fail
+    before anything is written (both folders or neither, each with enough images)."""
     if (contents is None) != (styles is None):
         raise ConfigError("give both --contents and --styles (or neither, for the samples)")
     if minutes is not None:
         if minutes <= 0:
             raise ConfigError(f"--minutes must be > 0, got {minutes}")
         plan = replace(plan, train_minutes=minutes, train_steps=max(60, int(minutes * 60)))
-    if contents is not None:  # checked before anything is written
+    if contents is not None and styles is not None:
         user_images(contents, "contents")
-        user_images(styles, "styles")  # type: ignore[arg-type]
-    out = Path(out).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    seconds: dict[str, float] = {}
-    started = time.perf_counter()
+        user_images(styles, "styles")
+    return plan
 
-    tick = time.perf_counter()
-    if contents is not None:
+
+def _inputs_stage(
+    out: Path,
+    plan: DemoPlan,
+    contents: str | Path | None,
+    styles: str | Path | None,
+    *,
+    seed: int,
+    progress: bool,
+) -> dict[str, Path]:
+    """Stage 1: the user's folders split, or the sample photos and generated styles."""
+    if contents is not None and styles is not None:
         _say(f"1/4 inputs: your folders, a fifth of each held out -> {out / 'inputs'}")
-        folders = user_inputs(out, contents, styles, seed=seed)  # type: ignore[arg-type]
-    else:
-        _say(f"1/4 inputs: sample photos + generated styles -> {out / 'inputs'}")
-        folders = prepare_inputs(out, plan, seed=seed, progress=progress)
-    seconds["inputs"] = time.perf_counter() - tick
+        return user_inputs(out, contents, styles, seed=seed)
+    _say(f"1/4 inputs: sample photos + generated styles -> {out / 'inputs'}")
+    return prepare_inputs(out, plan, seed=seed, progress=progress)
+
+
+def _teach_stage(
+    out: Path, plan: DemoPlan, folders: dict[str, Path], seed: int, progress: bool
+) -> tuple[Any, Path, Any]:
+    """Stage 2: the texture teacher writes the paired dataset (resuming a previous run's)."""
+    from .dataset import teach
+    from .teachers import TextureTeacher
 
     _say("2/4 teach: texture teacher (no weights) writes the paired dataset")
-    tick = time.perf_counter()
     teacher = TextureTeacher(size=plan.size, seed=seed)
     dataset_dir = out / "dataset"
     summary = teach(
@@ -310,48 +364,90 @@ def run_demo(
         show_progress=progress,
     )
     _say(summary.line())
-    seconds["teach"] = time.perf_counter() - tick
+    return teacher, dataset_dir, summary
+
+
+def _train_stage(
+    out: Path,
+    plan: DemoPlan,
+    dataset_dir: Path,
+    *,
+    device: str | None,
+    seed: int,
+    progress: bool,
+    retrain: bool,
+) -> Path:
+    """Stage 3: train sttr-small on the dataset, unless a finished student is there to reuse."""
+    from .train import latest_checkpoint, train
 
     _say("3/4 train: distil the teacher into sttr-small")
-    tick = time.perf_counter()
     run_dir = out / "run"
     student_dir = run_dir / "student"
     if (student_dir / "config.json").is_file() and not retrain:
         _say(f"reusing the trained student in {student_dir} (pass --retrain to train again)")
-    else:
-        config = TrainConfig(
-            data=str(dataset_dir),
-            out=str(run_dir),
-            preset="sttr-small",
-            steps=plan.train_steps,
-            max_minutes=plan.train_minutes,
-            batch_size=plan.batch_size,
-            lr=plan.lr,
-            backbone_lr=plan.backbone_lr,
-            warmup=min(30, plan.train_steps // 10),
-            clip=1.0,
-            size=plan.train_size,
-            amp="none",
-            ema=0.99,
-            loss_network="mobilenet_v2",
-            pixel_weight=plan.pixel_weight,
-            perceptual_weight=plan.perceptual_weight,
-            texture_weight=plan.texture_weight,
-            texture_tiles=plan.texture_tiles,
-            eval_every=plan.eval_every,
-            save_every=plan.eval_every,
-            val_fraction=0.2,
-            num_workers=0,
-            seed=seed,
-            device=device,
-            progress=progress,
-            resume=latest_checkpoint(run_dir) is not None and not retrain,
-        )
-        student_dir = Path(train(config))
-    seconds["train"] = time.perf_counter() - tick
+        return student_dir
+    resume = latest_checkpoint(run_dir) is not None and not retrain
+    config = _train_config(plan, dataset_dir, run_dir, device, seed, progress, resume)
+    return Path(train(config))
+
+
+def _train_config(
+    plan: DemoPlan,
+    dataset_dir: Path,
+    run_dir: Path,
+    device: str | None,
+    seed: int,
+    progress: bool,
+    resume: bool,
+) -> Any:
+    """The demo's training settings: the plan's budget and loss, MobileNetV2 features."""
+    from .train import TrainConfig
+
+    return TrainConfig(
+        data=str(dataset_dir),
+        out=str(run_dir),
+        preset="sttr-small",
+        steps=plan.train_steps,
+        max_minutes=plan.train_minutes,
+        batch_size=plan.batch_size,
+        lr=plan.lr,
+        backbone_lr=plan.backbone_lr,
+        warmup=min(30, plan.train_steps // 10),
+        clip=1.0,
+        size=plan.train_size,
+        amp="none",
+        ema=0.99,
+        loss_network="mobilenet_v2",
+        pixel_weight=plan.pixel_weight,
+        perceptual_weight=plan.perceptual_weight,
+        texture_weight=plan.texture_weight,
+        texture_tiles=plan.texture_tiles,
+        eval_every=plan.eval_every,
+        save_every=plan.eval_every,
+        val_fraction=0.2,
+        num_workers=0,
+        seed=seed,
+        device=device,
+        progress=progress,
+        resume=resume,
+    )
+
+
+def _evaluate_stage(
+    out: Path,
+    plan: DemoPlan,
+    folders: dict[str, Path],
+    student_dir: Path,
+    teacher: Any,
+    *,
+    device: str | None,
+    progress: bool,
+) -> tuple[Path, dict[str, Any]]:
+    """Stage 4: teacher vs student on held-out contents and styles, then the distillation
+    score; returns the report folder and the metrics."""
+    from .evaluation import EvaluationSettings, evaluate
 
     _say("4/4 evaluate: teacher vs student on held-out contents and styles")
-    tick = time.perf_counter()
     report_dir = out / "report"
     metrics = evaluate(
         EvaluationSettings(
@@ -378,18 +474,12 @@ def run_demo(
         picture=report_dir / "distillation.png",
     )
     (report_dir / "distillation.json").write_text(json.dumps(metrics["distillation"], indent=2))
-    seconds["evaluate"] = time.perf_counter() - tick
-    seconds["total"] = time.perf_counter() - started
-    result = DemoResult(
-        out=out,
-        report=report_dir / "report.html",
-        student=student_dir,
-        dataset=dataset_dir,
-        pairs=summary.written + summary.already_done,
-        seconds={k: round(v, 1) for k, v in seconds.items()},
-        metrics=metrics,
-    )
-    (out / "demo.json").write_text(
+    return report_dir, metrics
+
+
+def _write_demo_json(path: Path, plan: DemoPlan, result: DemoResult) -> None:
+    """What ran, with the plan and each stage's seconds (what a rerun reuses lives beside it)."""
+    path.write_text(
         json.dumps(
             {
                 "plan": asdict(plan),
@@ -401,4 +491,3 @@ def run_demo(
             indent=2,
         )
     )
-    return result

@@ -20,7 +20,6 @@ weights are missing is skipped with its reason recorded; the weight-free ones al
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -44,8 +43,8 @@ from .images import (
     require_finite,
     save_image,
 )
-from .plumbing import atomic_path
-from .runtime import progress_bar, resolve_device
+from .plumbing import atomic_path, jsonable
+from .runtime import progress_bar, resolve_device, synchronize
 
 __all__ = [
     "PAPER_REFERENCE",
@@ -202,11 +201,6 @@ class _Method:
     pairs: int = 0
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _build_teacher(settings: EvaluationSettings, device: torch.device) -> Any:
     teacher = settings.teacher
     if not isinstance(teacher, str):
@@ -238,8 +232,8 @@ def _teacher_method(teacher: Any, batch_size: int) -> _Method:
     name = getattr(teacher, "name", type(teacher).__name__)
     info = {
         "name": name,
-        "config": _jsonable(teacher.config()),
-        "model_info": _jsonable(teacher.model_info()),
+        "config": jsonable(teacher.config()),
+        "model_info": jsonable(teacher.model_info()),
     }
     model_id = info["model_info"].get("model_id") if isinstance(info["model_info"], dict) else None
     description = f"{name} teacher" + (f" on {model_id}" if model_id else _no_weights(name))
@@ -270,7 +264,7 @@ def _student_method(
     config = getattr(model, "config", None)
     config_dict = config.to_dict() if hasattr(config, "to_dict") else {}
     params = sum(p.numel() for p in model.parameters()) if model is not None else None
-    info = {"checkpoint": source, "config": _jsonable(config_dict), "parameters": params}
+    info = {"checkpoint": source, "config": jsonable(config_dict), "parameters": params}
     preset = config_dict.get("name", "STTR")
     description = f"STTR student '{preset}' from {source}" + (
         f", {params / 1e6:.1f}M parameters" if params else ""
@@ -347,12 +341,12 @@ def evaluate(settings: EvaluationSettings) -> dict[str, Any]:
     for s_index, (style, style_name) in enumerate(zip(styles, style_names)):
         outputs: dict[str, torch.Tensor] = {}
         for method in methods:
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
             prepared = method.prepare(style)
             stylized = method.run(contents, prepared)
             require_finite(stylized, f"the {method.label} output")  # never saved as black
-            _sync(device)
+            synchronize(device)
             method.seconds += time.perf_counter() - start
             method.pairs += len(contents)
             if stylized.shape != contents.shape:
@@ -532,7 +526,7 @@ def _warm_up(
     """One untimed pass so lazy init / cuDNN autotuning do not count as stylization time."""
     with torch.inference_mode():
         method.run(contents, method.prepare(style))
-    _sync(device)
+    synchronize(device)
 
 
 def _mean_of(
@@ -661,11 +655,11 @@ def _write_outputs(
 
     out.mkdir(parents=True, exist_ok=True)
     _atomic_text(
-        out / "metrics.json", json.dumps(_jsonable(results), indent=2, allow_nan=False) + "\n"
+        out / "metrics.json", json.dumps(jsonable(results), indent=2, allow_nan=False) + "\n"
     )
     _atomic_text(
         out / "pairs.jsonl",
-        "".join(json.dumps(_jsonable(r), allow_nan=False) + "\n" for r in per_pair),
+        "".join(json.dumps(jsonable(r), allow_nan=False) + "\n" for r in per_pair),
     )
     grids = []
     if samples:
@@ -694,22 +688,3 @@ def _write_outputs(
 def _atomic_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf -> None, paths/tensors/numpy -> plain values."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        value = value.item()
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (str, int, bool)) or value is None:
-        return value
-    if isinstance(value, (Path, torch.device, torch.dtype)):
-        return str(value)
-    return repr(value)

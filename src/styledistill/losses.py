@@ -145,12 +145,12 @@ def build_loss_network(name: str, source: str | os.PathLike | None) -> nn.Sequen
         state = imagenet_state_dict(name)
         label = f"{name} ImageNet weights"
     else:
-        from .metrics.weights import load_state_dict_file
+        from .weights_io import read_state_dict
 
         path = Path(source)
         if not path.is_file():
             raise CheckpointError(f"{name} weights {path}: no such file")
-        state = load_state_dict_file(path)
+        state = read_state_dict(path, allow_pickle=True)
         label = f"{name} weights {path}"
     state = _features_state_dict(state)
     wanted = features.state_dict()

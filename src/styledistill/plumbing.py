@@ -8,22 +8,27 @@ library, the numpy-only ONNX runner and the CLI share one copy of each rule
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
+import math
 import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "UMASK",
     "atomic_path",
     "first_line",
     "human_bytes",
+    "jsonable",
     "lazy_attributes",
     "make_shareable",
     "one_line",
     "path_problem",
+    "sha256_file",
     "shareable_mode",
     "weights_error_reason",
 ]
@@ -134,6 +139,44 @@ def path_problem(path: str | os.PathLike, want: str, what: str | None = None) ->
     if want == "folder" and not path.is_dir():
         return f"is a file, not a {what or 'folder'}"
     return None
+
+
+def jsonable(value: Any) -> Any:
+    """A copy of ``value`` that ``json.dumps(..., allow_nan=False)`` writes as standard JSON.
+
+    NaN policy: NaN and +/-infinity become ``None`` (JSON ``null``). Python's ``NaN``
+    literal is not JSON (browsers, ``jq`` and strict parsers refuse the file), and ``null``
+    reads as "no value", which is what a metric that could not be computed has; values
+    that must be finite are refused before they get here (``values.first_non_finite``).
+
+    Mappings become dicts with ``str`` keys and sequences lists; one-element numpy and
+    torch values become Python numbers (duck-typed through ``.item()``, so no import);
+    anything else (paths, devices, dtypes) becomes its ``str``.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int)) or value is None:
+        return value
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return jsonable(item())
+        except (ValueError, RuntimeError, TypeError):  # more than one element
+            pass
+    return str(value)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (weights files are gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def human_bytes(count: float) -> str:

@@ -11,7 +11,6 @@ a missing one is an error that names the fix, never random weights.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -19,9 +18,10 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
-from .plumbing import weights_error_reason
+from .plumbing import first_line, sha256_file
+from .weights_io import read_state_dict
 
-__all__ = ["hub_checkpoint_path", "imagenet_state_dict", "sha256_file", "verify_hub_file"]
+__all__ = ["hub_checkpoint_path", "imagenet_state_dict", "verify_hub_file"]
 
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")  # torch.hub's naming: name-<sha256 prefix>.ext
 SETUP_HINT = "run `bash scripts/setup.sh` (it places the offline copy) or go online once"
@@ -45,15 +45,6 @@ def hub_checkpoint_path(arch: str) -> tuple[Path, str]:
         raise CheckpointError(f"torchvision has no IMAGENET1K_V1 weights for {arch!r}") from exc
     url = weights.url
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name, url
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @lru_cache(maxsize=16)
@@ -93,18 +84,9 @@ def imagenet_state_dict(arch: str, *, download: bool = True) -> dict[str, torch.
                 url, str(path), hash_prefix=match.group(1) if match else None, progress=True
             )
         except Exception as exc:  # offline (URLError), HTTP error, hash mismatch, disk full
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CheckpointError(
                 f"{arch} ImageNet weights: {path} is missing and the download failed "
-                f"({reason}); {_hint(arch, url)}"
+                f"({first_line(exc)}); {_hint(arch, url)}"
             ) from None
     verify_hub_file(path, _hint(arch, url))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, or pickled with code
-        raise CheckpointError(
-            f"{path}: cannot read weights ({weights_error_reason(exc)})"
-        ) from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: not a state dict")
-    return state
+    return read_state_dict(path, allow_pickle=True)

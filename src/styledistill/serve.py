@@ -2,7 +2,7 @@
 
 ``build_app(stylizer)`` returns a ``gr.Blocks``; ``styledistill serve CHECKPOINT`` runs
 it. The stylizer can be the PyTorch :class:`~styledistill.student.Stylizer` or the
-torch-free :class:`~styledistill.export.OnnxStylizer` (same call).
+torch-free :class:`~styledistill.onnx_runtime.OnnxStylizer` (same call).
 
 Safety for a page others may use: uploads over ``max_upload_mb`` are refused by the
 server (Gradio's ``max_file_size``) and again here; images over ``max_pixels`` are

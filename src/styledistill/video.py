@@ -308,109 +308,172 @@ def stylize_video(
             source.close()
             raise VideoError(f"cannot write {out_path}: {exc.strerror or exc}") from None
         with source:
-            if not source.streams.video:
-                raise VideoError(f"{in_path}: has no video stream")
-            in_video = source.streams.video[0]
-            in_video.thread_type = "AUTO"
-            in_audio = source.streams.audio[0] if source.streams.audio else None
-            width, height = in_video.codec_context.width, in_video.codec_context.height
-            if not width or not height:
-                raise VideoError(
-                    f"{in_path}: not a readable video (no frame size in its video stream)"
-                )
-            out_w, out_h = width - width % 2, height - height % 2
-            fps = _frame_rate(in_video)
-            total = _count_frames(in_video, source)
-            if max_frames is not None and total is not None:
-                total = min(total, max_frames)
-
+            clip = _InputVideo.read(source, in_path, max_frames)
             with av.open(tmp_name, "w", format=_FORMATS[suffix]) as sink:
-                codec_name = _pick_video_codec(av)
-                out_video = sink.add_stream(codec_name, rate=fps)
-                out_video.width, out_video.height = out_w, out_h
-                out_video.pix_fmt = "yuv420p"
-                if codec_name == "libx264":
-                    out_video.options = {"crf": str(crf), "preset": "medium"}
-                else:
-                    out_video.bit_rate = max(2_000_000, out_w * out_h * 8)
-                audio_mode, out_audio = _add_audio_stream(sink, in_audio, suffix)
-
-                meter_in, meter_raw, meter_out = FlickerMeter(), FlickerMeter(), FlickerMeter()
+                encoder = _FrameEncoder(av, sink, clip, crf, stylizer, code, blender)
+                audio_mode, out_audio = _add_audio_stream(sink, clip.audio, suffix)
                 bar = progress_bar(
-                    total=total, unit="frame", desc=f"stylize {in_path.name}", enabled=progress
+                    total=clip.total, unit="frame", desc=f"stylize {in_path.name}", enabled=progress
                 )
-                pending: list[np.ndarray] = []
-                written = 0
-
-                def flush() -> None:
-                    nonlocal written
-                    if not pending:
-                        return
-                    stylized = _stylize_frames(stylizer, code, pending)
-                    for raw_in, raw_out in zip(pending, stylized):
-                        frame_in = raw_in.astype(np.float32) / 255.0
-                        meter_in.add(frame_in)
-                        meter_raw.add(raw_out)
-                        blended = blender(frame_in, raw_out)
-                        meter_out.add(blended)
-                        pixels = (np.clip(blended, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-                        frame = av.VideoFrame.from_ndarray(pixels[:out_h, :out_w], format="rgb24")
-                        frame.pts = written
-                        frame.time_base = Fraction(1, 1) / fps
-                        for packet in out_video.encode(frame):
-                            sink.mux(packet)
-                        written += 1
-                    bar.update(len(pending))
-                    pending.clear()
-
-                streams = [in_video] + ([in_audio] if in_audio is not None else [])
-                done = False
-                for packet in source.demux(*streams):
-                    if packet.stream.type == "video":
-                        if done:
-                            continue
-                        for frame in packet.decode():
-                            pending.append(frame.to_ndarray(format="rgb24"))
-                            if max_frames is not None and written + len(pending) >= max_frames:
-                                done = True
-                                break
-                            if len(pending) >= batch_size:
-                                flush()
-                        if done:
-                            flush()
-                    else:
-                        _handle_audio(sink, packet, audio_mode, out_audio, fps, written, done)
-                flush()  # demux ends each stream with an empty packet that drains the decoder
+                _transcode(
+                    source, clip, encoder, bar, batch_size, max_frames, audio_mode, out_audio
+                )
                 bar.close()
-                for packet in out_video.encode(None):
-                    sink.mux(packet)
+                encoder.close()
                 if audio_mode == "encode":
                     for packet in out_audio.encode(None):
                         sink.mux(packet)
-        if written == 0:
+        if encoder.written == 0:
             raise VideoError(f"{in_path}: no video frames could be decoded")
-    seconds = time.perf_counter() - start
-    audio_text = {
-        "none": "none",
-        "copy": f"copied ({in_audio.codec_context.name})" if in_audio else "none",
-        "encode": (f"re-encoded {in_audio.codec_context.name} -> aac" if in_audio else "none"),
-    }[audio_mode]
-    return VideoReport(
-        input=str(in_path),
-        output=str(out_path),
-        frames=written,
-        fps=float(fps),
-        width=out_w,
-        height=out_h,
-        video_codec=codec_name,
-        audio=audio_text,
-        flicker_blend=blender.alpha,
-        input_change=meter_in.mean_change,
-        flicker_raw=flicker_ratio(meter_raw.mean_change, meter_in.mean_change),
-        flicker_blended=flicker_ratio(meter_out.mean_change, meter_in.mean_change),
-        seconds=seconds,
-        cropped_from=(width, height) if (out_w, out_h) != (width, height) else None,
-    )
+    return encoder.report(in_path, out_path, audio_mode, time.perf_counter() - start)
+
+
+@dataclass
+class _InputVideo:
+    """The input's streams and what the output takes from them (size, rate, frame count)."""
+
+    video: Any
+    audio: Any
+    width: int
+    height: int
+    fps: Fraction
+    total: int | None
+
+    @classmethod
+    def read(cls, source, in_path: Path, max_frames: int | None) -> _InputVideo:
+        if not source.streams.video:
+            raise VideoError(f"{in_path}: has no video stream")
+        video = source.streams.video[0]
+        video.thread_type = "AUTO"
+        width, height = video.codec_context.width, video.codec_context.height
+        if not width or not height:
+            raise VideoError(f"{in_path}: not a readable video (no frame size in its video stream)")
+        total = _count_frames(video, source)
+        if max_frames is not None and total is not None:
+            total = min(total, max_frames)
+        audio = source.streams.audio[0] if source.streams.audio else None
+        return cls(video, audio, width, height, _frame_rate(video), total)
+
+    @property
+    def out_size(self) -> tuple[int, int]:
+        """(width, height) rounded down to even numbers: yuv420p needs them."""
+        return self.width - self.width % 2, self.height - self.height % 2
+
+
+class _FrameEncoder:
+    """The output's video stream: stylizes pending frames in batches, blends them against
+    flicker, measures the flicker numbers and encodes the frames in order."""
+
+    def __init__(self, av, sink, clip: _InputVideo, crf: int, stylizer, code, blender) -> None:
+        self.av, self.sink, self.clip = av, sink, clip
+        self.stylizer, self.code, self.blender = stylizer, code, blender
+        self.codec_name = _pick_video_codec(av)
+        out_w, out_h = clip.out_size
+        self.stream = sink.add_stream(self.codec_name, rate=clip.fps)
+        self.stream.width, self.stream.height = out_w, out_h
+        self.stream.pix_fmt = "yuv420p"
+        if self.codec_name == "libx264":
+            self.stream.options = {"crf": str(crf), "preset": "medium"}
+        else:
+            self.stream.bit_rate = max(2_000_000, out_w * out_h * 8)
+        self.meter_in, self.meter_raw, self.meter_out = (
+            FlickerMeter(),
+            FlickerMeter(),
+            FlickerMeter(),
+        )
+        self.pending: list[np.ndarray] = []
+        self.written = 0
+
+    def flush(self) -> int:
+        """Stylize, blend and encode the pending frames; returns how many there were."""
+        count = len(self.pending)
+        if not count:
+            return 0
+        out_w, out_h = self.clip.out_size
+        stylized = _stylize_frames(self.stylizer, self.code, self.pending)
+        for raw_in, raw_out in zip(self.pending, stylized):
+            frame_in = raw_in.astype(np.float32) / 255.0
+            self.meter_in.add(frame_in)
+            self.meter_raw.add(raw_out)
+            blended = self.blender(frame_in, raw_out)
+            self.meter_out.add(blended)
+            pixels = (np.clip(blended, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+            frame = self.av.VideoFrame.from_ndarray(pixels[:out_h, :out_w], format="rgb24")
+            frame.pts = self.written
+            frame.time_base = Fraction(1, 1) / self.clip.fps
+            for packet in self.stream.encode(frame):
+                self.sink.mux(packet)
+            self.written += 1
+        self.pending.clear()
+        return count
+
+    def close(self) -> None:
+        """Drain the encoder's buffered packets into the file."""
+        for packet in self.stream.encode(None):
+            self.sink.mux(packet)
+
+    def report(self, in_path: Path, out_path: Path, audio_mode: str, seconds: float) -> VideoReport:
+        clip, (out_w, out_h) = self.clip, self.clip.out_size
+        audio = clip.audio.codec_context.name if clip.audio is not None else None
+        audio_text = {
+            "none": "none",
+            "copy": f"copied ({audio})" if audio else "none",
+            "encode": f"re-encoded {audio} -> aac" if audio else "none",
+        }[audio_mode]
+        return VideoReport(
+            input=str(in_path),
+            output=str(out_path),
+            frames=self.written,
+            fps=float(clip.fps),
+            width=out_w,
+            height=out_h,
+            video_codec=self.codec_name,
+            audio=audio_text,
+            flicker_blend=self.blender.alpha,
+            input_change=self.meter_in.mean_change,
+            flicker_raw=flicker_ratio(self.meter_raw.mean_change, self.meter_in.mean_change),
+            flicker_blended=flicker_ratio(self.meter_out.mean_change, self.meter_in.mean_change),
+            seconds=seconds,
+            cropped_from=(clip.width, clip.height)
+            if (out_w, out_h) != (clip.width, clip.height)
+            else None,
+        )
+
+
+def _transcode(
+    source,
+    clip: _InputVideo,
+    encoder: _FrameEncoder,
+    bar,
+    batch_size: int,
+    max_frames: int | None,
+    audio_mode: str,
+    out_audio,
+) -> None:
+    """Read the input's packets in order: video frames go to ``encoder`` ``batch_size`` at
+    a time (up to ``max_frames``), audio is copied or re-encoded alongside."""
+    streams = [clip.video] + ([clip.audio] if clip.audio is not None else [])
+    done = False
+    for packet in source.demux(*streams):
+        if packet.stream.type == "video":
+            if done:
+                continue
+            for frame in packet.decode():
+                encoder.pending.append(frame.to_ndarray(format="rgb24"))
+                if max_frames is not None and encoder.written + len(encoder.pending) >= max_frames:
+                    done = True
+                    break
+                if len(encoder.pending) >= batch_size:
+                    bar.update(encoder.flush())
+            if done:
+                bar.update(encoder.flush())
+        else:
+            _handle_audio(
+                encoder.sink, packet, audio_mode, out_audio, clip.fps, encoder.written, done
+            )
+    bar.update(
+        encoder.flush()
+    )  # demux ends each stream with an empty packet that drains the decoder
 
 
 def _add_audio_stream(sink, in_audio, suffix: str):
@@ -449,19 +512,3 @@ def _handle_audio(sink, packet, mode: str, out_audio, fps, written: int, done: b
         frame.pts = None  # let the encoder's resampler count samples
         for out_packet in out_audio.encode(frame):
             sink.mux(out_packet)
-
-
-def _progress_bar(total: int | None, enabled: bool, name: str):
-    import sys
-
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        unit="frame",
-        desc=f"stylize {name}",
-        disable=not enabled,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        mininterval=0.5,
-    )

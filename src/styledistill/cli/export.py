@@ -14,13 +14,13 @@ Export a trained student to two ONNX files so a style is encoded once and reused
 Batch, height and width are dynamic (multiples of 32; the runner pads any size).
 After export, onnxruntime is compared with PyTorch at a few sizes (one of them odd,
 padded by the runner) and the command fails if the fp32 difference exceeds 1e-3.
-Run the result without torch: styledistill.export.OnnxStylizer("OUT.onnx").
+Run the result without torch: styledistill.onnx_runtime.OnnxStylizer("OUT.onnx").
 """
 EXAMPLES = """\
 examples:
   styledistill export runs/small/student --onnx exports/small.onnx
   styledistill export runs/small/student --onnx exports/small.onnx --int8 --size 512
-  python -c "from styledistill.export import OnnxStylizer; \\
+  python -c "from styledistill.onnx_runtime import OnnxStylizer; \\
       OnnxStylizer('exports/small.onnx')('photo.jpg', 'art.jpg').save('out.png')"
 """
 

@@ -51,7 +51,7 @@ def _load_stylizer(args: argparse.Namespace):
     if args.max_upload_mb <= 0 or args.max_pixels <= 0:
         raise ConfigError("--max-upload-mb and --max-pixels must be positive")
     if Path(args.checkpoint).suffix == ".onnx":
-        from ..export import OnnxStylizer
+        from ..onnx_runtime import OnnxStylizer
 
         return OnnxStylizer(args.checkpoint, size=args.size)
     from ..runtime import resolve_device

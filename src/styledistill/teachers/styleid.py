@@ -57,7 +57,7 @@ import torch
 from ..errors import CheckpointError, ConfigError, MissingDependencyError
 from ..images import center_crop_resize, load_image, to_pil, to_tensor
 from ..plumbing import atomic_path, one_line, weights_error_reason
-from ..runtime import progress_bar
+from ..runtime import COMPUTE_DTYPES, progress_bar, resolve_dtype
 from ._styleid_attention import (
     DEFAULT_LAYERS,
     InjectionState,
@@ -304,7 +304,7 @@ class StyleIDTeacher:
             raise ConfigError(f"precision {precision!r}: choose from {', '.join(PRECISIONS)}")
         self.precision = precision
         #: The half-precision dtype: "fast" runs in it, "official" samples under autocast to it.
-        self.dtype = _resolve_dtype(dtype, self.device)
+        self.dtype = _teacher_dtype(dtype, self.device)
         self.weights_dtype = _weights_dtype(self.precision, self.dtype)
         self.latent_dtype = torch.float64 if self.dtype == torch.float64 else torch.float32
         self.num_steps = _check_int("num_steps", num_steps, 2 if official_schedule else 1)
@@ -429,7 +429,7 @@ class StyleIDTeacher:
         resolved_device = torch.device(
             device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
         )
-        dtype = _resolve_dtype(dtype, resolved_device)
+        dtype = _teacher_dtype(dtype, resolved_device)
         if isinstance(settings.get("size"), int):  # before gigabytes of weights load
             check_teacher_memory(
                 "styleid",
@@ -1033,34 +1033,21 @@ class StyleIDTeacher:
 # --------------------------------------------------------------------------- helpers
 
 
+def _teacher_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
+    """fp16 on CUDA, fp32 elsewhere, unless asked; float64 (reference runs) and fp16 on the
+    CPU (a GPU run's numbers) are allowed."""
+    default = torch.float16 if device.type == "cuda" else torch.float32
+    return resolve_dtype(
+        dtype, device, default=default, allowed=(*COMPUTE_DTYPES, "float64"), float16_on_cpu=True
+    )
+
+
 def _as_list(items: Sequence[Any] | torch.Tensor | Any) -> list[Any]:
     if isinstance(items, torch.Tensor):
         return list(items) if items.ndim == 4 else [items]
     if isinstance(items, (StyleFeatures, str, os.PathLike)):
         return [items]
     return list(items)
-
-
-def _resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
-    """fp16 on CUDA, fp32 elsewhere, unless asked; accepts "fp16", "bfloat16", ..."""
-    if dtype is None:
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {
-        "fp16": torch.float16,
-        "float16": torch.float16,
-        "half": torch.float16,
-        "bf16": torch.bfloat16,
-        "bfloat16": torch.bfloat16,
-        "fp32": torch.float32,
-        "float32": torch.float32,
-        "float": torch.float32,
-    }
-    key = str(dtype).removeprefix("torch.").lower()
-    if key not in names:
-        raise ConfigError(f"dtype {dtype!r}: choose from fp16, bf16, fp32")
-    return names[key]
 
 
 def _place(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:

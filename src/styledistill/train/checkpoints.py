@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..plumbing import make_shareable, weights_error_reason
-from ..student.sttr import read_state_dict
+from ..weights_io import read_state_dict
 from .config import TrainConfig
 from .distributed import Dist
 from .ema import EMA
@@ -155,8 +155,6 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     Only safetensors and ``torch.load(weights_only=True)`` are used, so a checkpoint
     cannot run code. Raises :class:`CheckpointError` naming the bad file.
     """
-    from safetensors.torch import load_file
-
     folder = Path(path)
     marker = folder / _COMPLETE_MARKER
     if not marker.is_file():
@@ -167,7 +165,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         out["model"] = read_state_dict(folder / "model.safetensors")  # non-finite: refused
         ema = folder / "ema.safetensors"
         out["ema"] = read_state_dict(ema) if ema.is_file() else None
-        optimizer_tensors = load_file(str(folder / "optimizer.safetensors"))
+        optimizer_tensors = read_state_dict(folder / "optimizer.safetensors")
         out["state"] = torch.load(
             folder / "training_state.pt", map_location="cpu", weights_only=True
         )
