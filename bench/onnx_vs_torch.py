@@ -36,10 +36,10 @@ def main() -> None:
 
     import numpy as np
     import torch
-    from styledistill.onnx_runtime import OnnxStylizer, pad_batch
 
     from styledistill.benchmark import machine_line, time_calls
     from styledistill.export import export_onnx
+    from styledistill.onnx_runtime import OnnxStylizer, pad_batch
     from styledistill.student import STTR
 
     threads = args.threads or os.cpu_count() or 1

@@ -148,8 +148,8 @@ def assert_same_image(
 #: What depends on the token stride: one x2 decoder stage per halving down to the pixels,
 #: the style side, and the finer content skips (sttr-small's [8] fits stride 16 only).
 _TINY_BY_STRIDE: dict[int, dict] = {
-    16: {"decoder_channels": [16, 8, 8, 8], "style_size": 64},
-    8: {"decoder_channels": [32, 16, 8], "style_size": 32, "decoder_skip_strides": [4]},
+    16: {"decoder_channels": [16, 8, 8, 8], "style_size": 64, "skips": {"strides": [8, 4]}},
+    8: {"decoder_channels": [32, 16, 8], "style_size": 32, "skips": {"strides": [4]}},
 }
 
 
@@ -157,16 +157,14 @@ def tiny_student_config(stride: int = 16, **overrides) -> dict:
     """``sttr-small`` overrides for a tiny student (JSON-friendly: ``--model-option`` too).
 
     ResNet-18 tokenizers cut at ``stride`` (16 or 8) for content and style, d=32 with 2
-    heads, FFN 64, one encoder and one decoder layer, no dropout, a slim image decoder.
-    The preset's nearest-patch texture head stays: 16 px style patches, whose half (8)
-    divides both strides and the pad multiple (``STTRConfig.validate``).
+    heads, FFN 64, one encoder and one decoder layer, no dropout, a slim image decoder;
+    the preset's colour prior, AdaIN skips and content skip stay.
     """
     config = {
         "content_backbone": "resnet18",
         "content_stride": stride,
         "style_backbone": "resnet18",
         "style_stride": stride,
-        "style_patches": 16,
         "d_model": 32,
         "num_heads": 2,
         "ffn_dim": 64,
@@ -183,15 +181,15 @@ def make_tiny_student(seed: int = 0, **settings) -> STTR:
     """A tiny ``sttr-small`` with random weights (seeded), in eval mode.
 
     ``settings`` go to :func:`tiny_student_config` (``stride`` or any STTR setting). The
-    last conv is scaled up so outputs span [0, 1] and depend on the content (a random
-    decoder alone gives a flat grey).
+    output layer's weights on the decoder features are scaled up, so outputs move away
+    from the colour prior and depend on the content.
     """
     from styledistill.student import STTR
 
     torch.manual_seed(seed)
     model = STTR.from_preset("sttr-small", **tiny_student_config(**settings)).eval()
     with torch.no_grad():
-        model.image_decoder[-1].weight.mul_(20.0)
+        model.output.conv.weight.mul_(20.0)
     return model
 
 

@@ -100,7 +100,7 @@ def test_cli_export_writes_both_graphs_and_verifies(exported):
 @pytest.mark.parametrize("style_hw", [(64, 40), (24, 64)])
 def test_export_dynamic_shapes_match_pytorch_directly(exported, style_hw):
     """Beyond the built-in check: other sizes and batch 3 against STTR itself, with a
-    style of the traced shape and one of another (the patch bank's grid must follow)."""
+    style of the traced shape and one of another (no shape baked in at trace time)."""
     model = STTR.from_pretrained(exported["student"])
     runner = OnnxStylizer(exported["onnx"], threads=1)
 
@@ -115,11 +115,7 @@ def test_export_dynamic_shapes_match_pytorch_directly(exported, style_hw):
             memory = model.encode_style(
                 torch.from_numpy(style_padded), torch.from_numpy(style_mask)
             )
-            expected = model.decode(
-                torch.from_numpy(padded),
-                *(m.expand(3, *m.shape[1:]) for m in memory),
-                torch.from_numpy(mask),
-            )
+            expected = model.decode(torch.from_numpy(padded), memory, torch.from_numpy(mask))
         got = runner.run_padded(padded, mask, code)
         assert got.shape == (3, 3, padded.shape[2], padded.shape[3])
         same_export(got, expected.numpy())
@@ -323,25 +319,17 @@ def test_a_few_step_function_pixels_do_not_fail_the_export_check_but_a_real_drif
     assert "FAILED" in report(1e-2).lines()[-1] and "OK" in report(1e-6).lines()[-1]
 
 
-def test_the_export_check_allows_a_few_swapped_patches_not_a_drift(tiny_student_dir):
-    """A near-tie between two style patches swaps a whole 16 px patch when the runtimes'
-    last bits disagree: two such patches per image pass the check, a drift over most of
-    the image (a shape baked in at trace time) does not."""
-    from styledistill.export import MAX_OUTLIER_FRACTION, SizeCheck, allowed_outliers
-    from styledistill.student import STTR
-
-    model = STTR.from_pretrained(tiny_student_dir)
-    assert model.config.texture_head == "nearest" and model.config.style_patches == 16
-    allowed = allowed_outliers(model, (256, 384))
-    one_patch = 16 * 16 / (256 * 384)  # of each channel's values, so of all values
-    assert 2 * one_patch < allowed < 3 * one_patch
+def test_the_export_check_allows_single_bin_flips_not_a_drift():
+    """A histogram bin edge that the runtimes' last bits put on either side moves a few
+    single pixels: that share passes the check, a drift over most of the image does not."""
+    from styledistill.export import MAX_OUTLIER_FRACTION, SizeCheck
 
     def check(fraction: float) -> SizeCheck:
-        return SizeCheck((256, 384), (256, 384), (256, 256), 2, 0.15, 1e-6, fraction, allowed)
+        return SizeCheck(
+            (256, 384), (256, 384), (256, 256), 2, 0.15, 1e-6, fraction, MAX_OUTLIER_FRACTION
+        )
 
-    assert check(2 * one_patch).faithful and not check(0.5).faithful
-    without_head = STTR.from_preset("sttr-small", style_patches=0)
-    assert allowed_outliers(without_head, (256, 384)) == MAX_OUTLIER_FRACTION
+    assert check(MAX_OUTLIER_FRACTION / 2).faithful and not check(0.5).faithful
 
 
 def test_index_casts_become_int32_only_where_every_use_is_an_index(exported):
@@ -396,4 +384,4 @@ def test_index_casts_become_int32_only_where_every_use_is_an_index(exported):
         np.testing.assert_array_equal(got, expected)
     exported_graph = onnx.load(str(exported["onnx"])).graph  # the student's histogram bins
     casts = [n.attribute[0].i for n in exported_graph.node if n.op_type == "Cast"]
-    assert casts.count(TensorProto.INT32) >= 2
+    assert casts.count(TensorProto.INT32) >= 1

@@ -4,10 +4,12 @@ Two files, so a style is encoded once and reused for many contents (video frames
 web page serving one style to many photos):
 
 - ``OUT.style.onnx``: ``style [B,3,Hs,Ws]`` (padded, in [0,1]) + ``style_mask [B,Hs,Ws]``
-  (bool, True on padding) -> ``memory [B,L,d]``, ``memory_pos [B,L,d]``,
-  ``memory_mask [B,L]``.
-- ``OUT.onnx``: ``content [B,3,H,W]`` + ``content_mask [B,H,W]`` + the three style
-  tensors (same batch) -> ``image [B,3,H,W]`` in [0,1].
+  (bool, True on padding) -> the style memory, one named output per field of
+  :class:`~styledistill.student.sttr.StyleMemory`: ``memory [B,L,d]``, ``memory_pos
+  [B,L,d]``, ``memory_mask [B,L]``, and with the small preset's parts ``style_colour
+  [B,3,K]`` and ``style_stats_S [B,2C]`` per skip stride S.
+- ``OUT.onnx``: ``content [B,3,H,W]`` + ``content_mask [B,H,W]`` + the style tensors
+  (same batch) -> ``image [B,3,H,W]`` in [0,1].
 
 Batch, height and width are dynamic; H and W must be multiples of the model's
 ``pad_multiple`` (32), which :class:`OnnxStylizer` takes care of. Both files carry
@@ -42,7 +44,6 @@ from .onnx_runtime import (
     CONTENT_INPUTS,
     META_PREFIX,
     STYLE_INPUTS,
-    STYLE_OUTPUTS,
     OnnxStylizer,
     pad_batch,
     style_model_path,
@@ -53,10 +54,8 @@ __all__ = [
     "DEFAULT_OPSET",
     "FP32_TOLERANCE",
     "MAX_OUTLIER_FRACTION",
-    "MAX_PATCH_FLIPS",
     "ExportReport",
     "SizeCheck",
-    "allowed_outliers",
     "check_export",
     "export_onnx",
     "int8_path",
@@ -70,16 +69,12 @@ DEFAULT_OPSET = 17
 
 #: Largest accepted onnxruntime-vs-PyTorch difference (fp32, images in [0, 1]).
 FP32_TOLERANCE = 1e-3
-#: Share of output values allowed past FP32_TOLERANCE. Histogram matching and the
-#: nearest-patch texture head are step functions: a value on a histogram bin edge (or two
-#: near-equal patches) can land on the other side in the other runtime's last float bit,
-#: moving a few single pixels by ~1/256 while every other value agrees to ~1e-6.
+#: Share of output values allowed past FP32_TOLERANCE. Histogram matching is a step
+#: function: a value on a histogram bin edge can land on the other side in the other
+#: runtime's last float bit, moving a few single pixels by ~1/256 while every other value
+#: agrees to ~1e-6. An unfaithful export (a shape baked in at trace time, a wrong op)
+#: moves most pixels.
 MAX_OUTLIER_FRACTION = 1e-4
-#: With the nearest-patch texture head, a near-tie between two style patches that the
-#: runtimes' last float bits order differently swaps a whole patch (side x side pixels):
-#: up to this many patches per image are allowed on top of MAX_OUTLIER_FRACTION. An
-#: unfaithful export (a shape baked in at trace time, a wrong op) moves most pixels.
-MAX_PATCH_FLIPS = 2
 
 
 def int8_path(onnx_path: Path) -> Path:
@@ -262,20 +257,24 @@ def export_onnx(
         "config": json.dumps(model.config.to_dict()),
         "version": _version(),
     }
+    from .student.sttr import StyleMemory
+
     batch, tokens = "batch", "style_tokens"
+    memory_names = StyleMemory.names(model.config)
+    memory_axes = {"memory": {0: batch, 1: tokens}, "memory_pos": {0: batch, 1: tokens}}
+    memory_axes["memory_mask"] = {0: batch, 1: tokens}
+    memory_axes.update({name: {0: batch} for name in memory_names[3:]})
     _export_graph(
         encoder,
         (style, style_mask),
         style_path,
         opset,
         input_names=list(STYLE_INPUTS),
-        output_names=list(STYLE_OUTPUTS),
+        output_names=list(memory_names),
         dynamic_axes={
             "style": {0: batch, 2: "style_height", 3: "style_width"},
             "style_mask": {0: batch, 1: "style_height", 2: "style_width"},
-            "memory": {0: batch, 1: tokens},
-            "memory_pos": {0: batch, 1: tokens},
-            "memory_mask": {0: batch, 1: tokens},
+            **memory_axes,
         },
         metadata={**metadata, "role": "style_encoder"},
     )
@@ -284,14 +283,12 @@ def export_onnx(
         (content, content_mask, *memory),
         onnx_path,
         opset,
-        input_names=list(CONTENT_INPUTS),
+        input_names=[*CONTENT_INPUTS, *memory_names],
         output_names=["image"],
         dynamic_axes={
             "content": {0: batch, 2: "height", 3: "width"},
             "content_mask": {0: batch, 1: "height", 2: "width"},
-            "memory": {0: batch, 1: tokens},
-            "memory_pos": {0: batch, 1: tokens},
-            "memory_mask": {0: batch, 1: tokens},
+            **memory_axes,
             "image": {0: batch, 2: "height", 3: "width"},
         },
         metadata=metadata,
@@ -385,21 +382,24 @@ def _graph_modules(model):
     """The two exportable halves of ``model`` as modules (torch is imported lazily here)."""
     from torch import nn
 
+    from .student.sttr import StyleMemory
+
     class StyleGraph(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
         def forward(self, style, style_mask):
-            return self.model.encode_style(style, style_mask)
+            return self.model.encode_style(style, style_mask).tensors()
 
     class ContentGraph(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
-        def forward(self, content, content_mask, memory, memory_pos, memory_mask):
-            return self.model.decode(content, memory, memory_pos, memory_mask, content_mask)
+        def forward(self, content, content_mask, *memory):
+            style = StyleMemory.from_tensors(self.model.config, memory)
+            return self.model.decode(content, style, content_mask)
 
     # eval() matters: the exporter restores each wrapper's mode onto the model afterwards.
     return StyleGraph().eval(), ContentGraph().eval()
@@ -560,17 +560,6 @@ def _retarget_style_model(path: Path, style_name: str) -> None:
     onnx.save(proto, str(path))
 
 
-def allowed_outliers(model, padded_size: tuple[int, int]) -> float:
-    """Share of output values that may differ past :data:`FP32_TOLERANCE` at a padded
-    content size: :data:`MAX_OUTLIER_FRACTION`, plus, for a nearest-patch texture head,
-    :data:`MAX_PATCH_FLIPS` of its patches per image (near-ties between style patches)."""
-    config = model.config
-    if not (config.style_patches and config.texture_head == "nearest"):
-        return MAX_OUTLIER_FRACTION
-    flips = MAX_PATCH_FLIPS * config.style_patches**2 / (padded_size[0] * padded_size[1])
-    return MAX_OUTLIER_FRACTION + flips
-
-
 def verify_export(
     model,
     onnx_paths: str | os.PathLike | list[str | os.PathLike],
@@ -583,8 +572,7 @@ def verify_export(
     Returns one list of :class:`SizeCheck` per path (PyTorch runs once per size).
     Odd sizes are padded by :class:`OnnxStylizer`'s own padding code, so the masked
     path users hit is the one checked. The batch alternates 1 and 2. Inputs are smooth
-    random images, as photos are: on pixel noise, a nearest-patch choice between two
-    near-equal patches can flip with the last float bit of either runtime.
+    random images, as photos are.
     """
     import torch
     import torch.nn.functional as F
@@ -618,11 +606,7 @@ def verify_export(
                 torch.from_numpy(style_padded), torch.from_numpy(style_mask)
             )
             image = model.decode(
-                torch.from_numpy(content_padded),
-                memory[0].expand(batch, -1, -1),
-                memory[1].expand(batch, -1, -1),
-                memory[2].expand(batch, -1),
-                torch.from_numpy(content_mask),
+                torch.from_numpy(content_padded), memory, torch.from_numpy(content_mask)
             ).numpy()
         for runner, found in zip(runners, checks):
             code = runner.encode_padded_style(style_padded, style_mask)
@@ -634,9 +618,9 @@ def verify_export(
                     style_size=style_hw,
                     batch=batch,
                     max_abs_diff=float(difference.max()),
-                    memory_max_abs_diff=float(np.abs(code.memory - memory[0].numpy()).max()),
+                    memory_max_abs_diff=float(np.abs(code.memory - memory.tokens.numpy()).max()),
                     outlier_fraction=float((difference > FP32_TOLERANCE).mean()),
-                    allowed_fraction=allowed_outliers(model, tuple(content_padded.shape[-2:])),
+                    allowed_fraction=MAX_OUTLIER_FRACTION,
                 )
             )
     return checks

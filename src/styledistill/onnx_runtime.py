@@ -48,8 +48,10 @@ MIN_SIDE = MIN_IMAGE_SIDE
 #: The two files' contract with the export: metadata key prefix, input and output names.
 META_PREFIX = "styledistill."
 STYLE_INPUTS = ("style", "style_mask")
+#: The style memory's first three tensors; a student with a colour prior or skips has more
+#: (``StyleMemory.names``), and the style graph's own output names list them all.
 STYLE_OUTPUTS = ("memory", "memory_pos", "memory_mask")
-CONTENT_INPUTS = ("content", "content_mask", "memory", "memory_pos", "memory_mask")
+CONTENT_INPUTS = ("content", "content_mask")
 
 
 def style_model_path(onnx_path: str | os.PathLike) -> Path:
@@ -120,21 +122,21 @@ def load_rgb(
 
 @dataclass
 class OnnxStyleCode:
-    """An encoded style (numpy arrays), reusable for any number of contents."""
+    """An encoded style: the style graph's named outputs (numpy), reusable for any number
+    of contents."""
 
-    memory: np.ndarray
-    memory_pos: np.ndarray
-    memory_mask: np.ndarray
+    tensors: dict[str, np.ndarray]
+
+    @property
+    def memory(self) -> np.ndarray:
+        """The style tokens ``[B,L,d]``."""
+        return self.tensors["memory"]
 
     def for_batch(self, batch: int) -> dict[str, np.ndarray]:
         def grow(a: np.ndarray) -> np.ndarray:
             return a if a.shape[0] == batch else np.repeat(a[:1], batch, axis=0)
 
-        return {
-            "memory": grow(self.memory),
-            "memory_pos": grow(self.memory_pos),
-            "memory_mask": grow(self.memory_mask),
-        }
+        return {name: grow(value) for name, value in self.tensors.items()}
 
 
 class OnnxStylizer:
@@ -237,10 +239,11 @@ class OnnxStylizer:
     # ---- padded-tensor level (what export verification uses)
 
     def encode_padded_style(self, style: np.ndarray, style_mask: np.ndarray) -> OnnxStyleCode:
-        memory, memory_pos, memory_mask = self.style_session.run(
-            list(STYLE_OUTPUTS), {"style": style, "style_mask": style_mask}
-        )
-        return OnnxStyleCode(memory, memory_pos, memory_mask.astype(bool))
+        names = [output.name for output in self.style_session.get_outputs()]
+        values = self.style_session.run(names, {"style": style, "style_mask": style_mask})
+        tensors = dict(zip(names, values))
+        tensors["memory_mask"] = tensors["memory_mask"].astype(bool)
+        return OnnxStyleCode(tensors)
 
     def run_padded(
         self, content: np.ndarray, content_mask: np.ndarray, code: OnnxStyleCode

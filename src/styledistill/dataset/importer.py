@@ -374,7 +374,10 @@ def import_pairs(
     for triple, (height, width), content_size, style_size in checked:
         if (height, width) != (size, size):
             skipped.append(
-                (str(triple.stylized), f"is {width}x{height}, not the dataset's {size}x{size} (--size)")
+                (
+                    str(triple.stylized),
+                    f"is {width}x{height}, not the dataset's {size}x{size} (--size)",
+                )
             )
         else:
             kept.append((triple, content_size, style_size))
@@ -401,10 +404,13 @@ def import_pairs(
     manifest_path = shard_dir / MANIFEST_FILE
     done = {r.get("key") for r in iter_jsonl(manifest_path)} if manifest_path.exists() else set()
     failures_path = shard_dir / FAILURES_FILE
-    reported = {r.get("path") for r in iter_jsonl(failures_path)} if failures_path.exists() else set()
-    with JsonlAppender(manifest_path, exclusive=True) as manifest, JsonlAppender(
-        failures_path
-    ) as failures:
+    reported = (
+        {r.get("path") for r in iter_jsonl(failures_path)} if failures_path.exists() else set()
+    )
+    with (
+        JsonlAppender(manifest_path, exclusive=True) as manifest,
+        JsonlAppender(failures_path) as failures,
+    ):
         for path, reason in skipped:
             if path not in reported:
                 role = "pairs" if pairs_file and ":" in Path(path).name else "stylized"
@@ -431,7 +437,10 @@ def import_pairs(
                     "seed": recorded.get("seed"),
                     "sizes": {"content": content_size, "style": style_size, "output": [size, size]},
                     "seconds": None,
-                    "imported": {"source": str(triple.stylized), "sha256": sha256_file(triple.stylized)},
+                    "imported": {
+                        "source": str(triple.stylized),
+                        "sha256": sha256_file(triple.stylized),
+                    },
                     "shard": shard,
                     "time": _now(),
                 }
@@ -453,4 +462,3 @@ def import_pairs(
         if len(summary.skipped) > 10:
             warn(f"... {len(summary.skipped) - 10} more in {failures_path}")
     return summary
-

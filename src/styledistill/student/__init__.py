@@ -1,16 +1,20 @@
-"""The student: the STTR model (``sttr.py``) and the inference API (``stylizer.py``)."""
+"""The student: the STTR model (``sttr.py`` and its parts), saving/loading and pretrained
+students (``modeling_utils.py``), and the inference API (``stylizer.py``)."""
 
 from __future__ import annotations
 
-from .sttr import STTR, STTRConfig, count_parameters, list_presets, register_preset
+from .modeling_utils import list_pretrained
+from .sttr import STTR, STTRConfig, StyleMemory, count_parameters, list_presets, register_preset
 from .stylizer import StyleCode, Stylizer
 
 __all__ = [
     "STTR",
     "STTRConfig",
     "StyleCode",
+    "StyleMemory",
     "Stylizer",
     "count_parameters",
     "list_presets",
+    "list_pretrained",
     "register_preset",
 ]

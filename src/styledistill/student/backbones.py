@@ -18,6 +18,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
+from ..weights_io import read_state_dict
 
 __all__ = ["BACKBONES", "BackboneSpec", "Tokenizer", "build_backbone"]
 
@@ -124,8 +125,6 @@ def build_backbone(
 
 
 def _read_backbone_file(path: Path, body: nn.Module) -> dict[str, Tensor]:
-    from .modeling_utils import read_state_dict
-
     state = read_state_dict(path, allow_pickle=True)
     wanted = body.state_dict()
     # Accept a full torchvision checkpoint (fc, later layers, num_batches_tracked are dropped).

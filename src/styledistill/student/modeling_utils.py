@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..plumbing import atomic_path, first_line, weights_error_reason
+from ..plumbing import atomic_path, first_line
+from ..weights_io import read_state_dict
 
 __all__ = [
     "CONFIG_NAME",
@@ -33,7 +34,6 @@ __all__ = [
     "ModelMixin",
     "count_parameters",
     "list_pretrained",
-    "read_state_dict",
     "resolve_student_folder",
 ]
 
@@ -62,55 +62,13 @@ def resolve_student_folder(source: str | os.PathLike) -> Path:
     if not path.exists():
         names = ", ".join(list_pretrained()) or "none installed"
         raise CheckpointError(
-            f"{source}: no such student folder, and not a pretrained name ({names})"
+            f"{source}: no such checkpoint folder, and not a pretrained student ({names})"
         )
     if path.is_file():
         raise CheckpointError(f"{path}: is a file; expected a student folder with {CONFIG_NAME}")
     if not (path / CONFIG_NAME).exists() and (path / "student" / CONFIG_NAME).exists():
         path = path / "student"
     return path
-
-
-def read_state_dict(path: Path, *, allow_pickle: bool = False) -> dict[str, Tensor]:
-    """Tensors from a .safetensors file, or from a pickle with ``weights_only=True``."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such weights file")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return _finite(path, load_file(str(path)))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(
-                f"{path}: corrupt or unreadable safetensors file ({first_line(exc)})"
-            ) from None
-    if not allow_pickle:
-        raise CheckpointError(
-            f"{path}: refusing to load a pickle file; convert it to .safetensors "
-            "or pass allow_pickle=True (then loaded with weights_only=True)"
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors come in many types
-        raise CheckpointError(f"{path}: cannot read weights ({weights_error_reason(exc)})") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise CheckpointError(f"{path}: not a state dict of tensors")
-    return _finite(path, state)
-
-
-def _finite(path: Path, state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """``state``, unless a floating-point tensor holds NaN or infinity (then one line)."""
-    for key, tensor in state.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(
-                f"{path}: tensor {key} holds NaN or infinite values; the weights are damaged "
-                "(a diverged training run or a corrupt copy)"
-            )
-    return state
 
 
 def count_parameters(module: nn.Module, *, trainable_only: bool = False) -> int:

@@ -431,8 +431,6 @@ class ResidualBottleneck(nn.Module):
         return x + self.net(x)
 
 
-
-
 class DecoderStage(nn.Module):
     """One image-decoder stage: residual bottleneck, x2 upsampling, (skip,) pad, 3x3 conv.
 
@@ -799,7 +797,6 @@ class STTR(ModelMixin, nn.Module):
         folded.requires_grad_(False)
         folded._inference_only = True
         return folded
-
 
     def _restore_buffers(self) -> None:
         """Non-persistent buffers are not in the state dict; refill them after to_empty."""

@@ -8,6 +8,7 @@ a multiple of 32 with a mask, stylized, and brought back to their original size.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,25 +30,21 @@ from ..images import (
     unfit,
 )
 from ..runtime import resolve_dtype
-from .sttr import STTR
+from .sttr import STTR, StyleMemory
 
 __all__ = ["StyleCode", "Stylizer"]
 
 
 @dataclass(frozen=True)
 class StyleCode:
-    """An encoded style: STTR encoder output, reusable for any number of contents."""
+    """An encoded style (the student's :class:`StyleMemory`), reusable for any number of
+    contents, and the size the style was encoded at."""
 
-    memory: Tensor  # [1, L, d]
-    memory_pos: Tensor  # [1, L, d]
-    memory_mask: Tensor | None  # [1, L] bool, True on padding; None when unpadded
+    memory: StyleMemory
     style_size: tuple[int, int]  # (H, W) the style was encoded at, before padding
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> StyleCode:
-        mask = None if self.memory_mask is None else self.memory_mask.to(device)
-        return StyleCode(
-            self.memory.to(device, dtype), self.memory_pos.to(device, dtype), mask, self.style_size
-        )
+        return StyleCode(self.memory.to(device, dtype), self.style_size)
 
 
 class Stylizer:
@@ -101,7 +98,7 @@ class Stylizer:
     @classmethod
     def from_pretrained(
         cls,
-        directory: str | os.PathLike,
+        source: str | os.PathLike,
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | str | None = None,
@@ -111,8 +108,9 @@ class Stylizer:
         allow_pickle: bool = False,
         max_pixels: int | None = None,
     ) -> Stylizer:
-        """Load a ``save_pretrained`` folder (e.g. ``runs/NAME/student``)."""
-        model = STTR.from_pretrained(directory, allow_pickle=allow_pickle)
+        """Load a student folder (e.g. ``runs/NAME/student``) or a pretrained name
+        (:func:`~styledistill.student.list_pretrained`)."""
+        model = STTR.from_pretrained(source, allow_pickle=allow_pickle)
         return cls(
             model,
             device=device,
@@ -157,16 +155,20 @@ class Stylizer:
         if self.model.config.style_size is None and long_side is not None:
             image = resize_long_side(image, long_side)
         padded, mask = self.model.prepare_style(image[None].to(torch.float32))
-        memory, memory_pos, memory_mask = self._encode(
+        memory = self._encode(
             padded.to(self.dtype).contiguous(memory_format=self.memory_format),
             mask if bool(mask.any()) else None,
         )
-        return StyleCode(
-            memory.clone(),
-            memory_pos.clone(),
-            memory_mask.clone() if bool(mask.any()) else None,
-            (int(image.shape[-2]), int(image.shape[-1])),
+        # inference tensors cloned so the code outlives inference_mode
+        memory = dataclasses.replace(
+            memory,
+            tokens=memory.tokens.clone(),
+            pos=memory.pos.clone(),
+            mask=None if memory.mask is None else memory.mask.clone(),
+            colour=None if memory.colour is None else memory.colour.clone(),
+            skip_stats=tuple(s.clone() for s in memory.skip_stats),
         )
+        return StyleCode(memory, (int(image.shape[-2]), int(image.shape[-1])))
 
     @torch.inference_mode()
     def stylize_tensor(
@@ -189,8 +191,6 @@ class Stylizer:
         out = self._decode(
             fitted.image.to(self.dtype).contiguous(memory_format=self.memory_format),
             code.memory,
-            code.memory_pos,
-            code.memory_mask,
             mask,
         )
         require_finite(out, "the student's output")  # never a black image saved as a result
