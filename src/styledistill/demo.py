@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .images import center_crop_resize, list_images, load_image, save_image
+from .images import center_crop_resize, list_images, load_image, save_image, square_crops
 
 #: Photos the student trains on (crops of them too) and photos it never sees.
 TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "hubble_deep_field", "retina")
@@ -99,17 +99,6 @@ def _say(message: str) -> None:
     print(f"demo: {message}", file=sys.stderr, flush=True)
 
 
-def _crop_boxes(height: int, width: int, count: int) -> list[tuple[int, int, int]]:
-    """Square crops (top, left, side) at fixed spots: centre, then corners, zoomed in."""
-    side = min(height, width)
-    boxes = [((height - side) // 2, (width - side) // 2, side)]
-    small = int(side * 0.6)
-    spots = [(0, 0), (height - small, width - small), (0, width - small), (height - small, 0)]
-    for top, left in spots[: max(0, count - 1)]:
-        boxes.append((top, left, small))
-    return boxes[:count]
-
-
 def _input_folders(out: Path) -> dict[str, Path]:
     """Where the demo keeps its inputs: train and held-out contents and styles."""
     return {
@@ -139,9 +128,7 @@ def prepare_inputs(
             paths = [folder / f"{name}_{index}.png" for index in range(crops)]
             if not all(path.is_file() for path in paths):
                 photo = load_image(content_path(name))
-                boxes = _crop_boxes(photo.shape[1], photo.shape[2], crops)
-                for path, (top, left, side) in zip(paths, boxes):
-                    crop = photo[:, top : top + side, left : left + side]
+                for path, crop in zip(paths, square_crops(photo, crops)):
                     jobs.append((path, lambda c=crop: center_crop_resize(c, work_size)))
     train_styles = [name for name in STYLE_NAMES if name not in HELDOUT_STYLES]
     for name in train_styles:

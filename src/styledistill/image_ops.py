@@ -4,8 +4,8 @@ Torch only, and nothing from :mod:`styledistill.teachers` or :mod:`styledistill.
 so any layer can import it (one copy of each rule). :func:`luminance` and
 :func:`scale_to_luminance` take any ``[..., 3, H, W]`` and export to ONNX; the filters
 are the texture teacher's, for one image ``[C,H,W]``, and free to use ops that do not
-export (reflect padding, ``torch.quantile``): the student's exportable box blur and edge
-weight live in :mod:`styledistill.student.patch_synthesis`.
+export (reflect padding, ``torch.quantile``). :func:`histogram_matched` is the simplest
+stylization there is and the baseline every benchmark measures against.
 """
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["box_filter", "edge_mask", "luminance", "scale_to_luminance"]
+__all__ = [
+    "box_filter",
+    "edge_mask",
+    "histogram_matched",
+    "luminance",
+    "scale_to_luminance",
+]
 
 #: Rec. 601 luma weights of R, G, B.
 _LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -78,3 +84,14 @@ def edge_mask(content: torch.Tensor, floor: float) -> torch.Tensor:
     scale = torch.quantile(magnitude.flatten(), 0.9).clamp_min(1e-4)
     mask = (magnitude / scale).clamp(0, 1)
     return floor + (1 - floor) * mask  # [1, H, W]
+
+
+def histogram_matched(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """``content [3,H,W]`` with each RGB channel's histogram matched to ``style``'s
+    (scikit-image's exact specification): the palette without the texture."""
+    from skimage.exposure import match_histograms
+
+    matched = match_histograms(
+        content.permute(1, 2, 0).numpy(), style.permute(1, 2, 0).numpy(), channel_axis=-1
+    )
+    return torch.from_numpy(matched).permute(2, 0, 1).float().clamp(0.0, 1.0)

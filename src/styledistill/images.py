@@ -47,6 +47,7 @@ __all__ = [
     "require_finite",
     "resize_long_side",
     "save_image",
+    "square_crops",
     "to_pil",
     "to_tensor",
     "unfit",
@@ -213,6 +214,18 @@ def center_crop_resize(image: torch.Tensor | Image.Image, size: int) -> torch.Te
     if side != size:
         pil = pil.resize((size, size), Image.Resampling.LANCZOS)
     return to_tensor(pil)
+
+
+def square_crops(image: torch.Tensor, count: int) -> list[torch.Tensor]:
+    """``count`` square crops of ``image [3,H,W]`` at fixed spots: the centre at the full
+    short side, then the four corners zoomed in to 60% of it (more views of one photo)."""
+    height, width = image.shape[-2:]
+    side = min(height, width)
+    boxes = [((height - side) // 2, (width - side) // 2, side)]
+    small = int(side * 0.6)
+    spots = [(0, 0), (height - small, width - small), (0, width - small), (height - small, 0)]
+    boxes += [(top, left, small) for top, left in spots[: max(0, count - 1)]]
+    return [image[:, t : t + s, left : left + s] for t, left, s in boxes[:count]]
 
 
 def resize_long_side(image: torch.Tensor, size: int) -> torch.Tensor:

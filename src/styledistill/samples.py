@@ -35,6 +35,7 @@ __all__ = [
     "sample_contents",
     "sample_styles",
     "sample_targets",
+    "skimage_data_dir",
     "write_samples",
 ]
 
@@ -53,7 +54,8 @@ CONTENT_FILES: dict[str, tuple[str, str]] = {
 CONTENT_NAMES: tuple[str, ...] = tuple(CONTENT_FILES)
 
 
-def _skimage_data_dir() -> Path:
+def skimage_data_dir() -> Path:
+    """scikit-image's bundled data folder (photos that ship with the wheel, no download)."""
     try:
         import skimage
     except ImportError as exc:  # pragma: no cover - scikit-image is a core dependency
@@ -67,7 +69,7 @@ def content_path(name: str) -> Path:
     """Path of a bundled sample photo inside scikit-image's package data (no download)."""
     if name not in CONTENT_FILES:
         raise ConfigError(f"unknown sample photo {name!r}; choose from {', '.join(CONTENT_NAMES)}")
-    path = _skimage_data_dir() / CONTENT_FILES[name][0]
+    path = skimage_data_dir() / CONTENT_FILES[name][0]
     if not path.is_file():
         raise ImageError(path, "sample photo missing from the scikit-image install")
     return path

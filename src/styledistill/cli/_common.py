@@ -104,3 +104,31 @@ def key_value_option(text: str) -> tuple[str, Any]:
     except ValueError:
         parsed = value
     return key.strip().replace("-", "_"), parsed
+
+
+def add_student_argument(parser: argparse.ArgumentParser, *, onnx: bool = False) -> None:
+    """The student to run: a positional STUDENT or ``--student`` (a folder, a training run,
+    a pretrained name, or with ``onnx`` an exported .onnx file); default: the pretrained
+    student shipped with the package."""
+    from ..hub import DEFAULT_STUDENT
+
+    what = "student folder, training run, pretrained name" + (", or exported .onnx" if onnx else "")
+    parser.add_argument(
+        "checkpoint",
+        nargs="?",
+        metavar="STUDENT",
+        help=f"{what} (default: the pretrained {DEFAULT_STUDENT})",
+    )
+    parser.add_argument("--student", metavar="STUDENT", help="the same, as a flag")
+
+
+def student_source(args: argparse.Namespace) -> str:
+    """The STUDENT the command runs (see :func:`add_student_argument`)."""
+    from ..errors import ConfigError
+    from ..hub import DEFAULT_STUDENT
+
+    if args.checkpoint and args.student and args.checkpoint != args.student:
+        raise ConfigError(
+            f"two students given ({args.checkpoint} and --student {args.student}); give one"
+        )
+    return args.checkpoint or args.student or DEFAULT_STUDENT

@@ -58,7 +58,7 @@ def _weight_option(text: str) -> tuple[str, str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what to evaluate (at least one)")
     what.add_argument(
-        "--checkpoint", type=Path, help="student folder (from train / save_pretrained)"
+        "--checkpoint", help="student folder (from train / save_pretrained) or a pretrained name"
     )
     what.add_argument("--teacher", choices=list_teachers(), help="teacher to run on the same pairs")
     what.add_argument(
@@ -121,12 +121,16 @@ def check_outputs(args: argparse.Namespace, settings=None) -> None:
     """--checkpoint, the memory and --out before any image is read or model built."""
     from ..errors import CheckpointError
     from ..evaluation import check_evaluation_memory
+    from ..hub import list_pretrained
     from ..images import list_images
     from ..outputs import OutputError, check_not_an_input, check_output_folder
     from ..plumbing import path_problem
 
-    problem = args.checkpoint is not None and path_problem(
-        args.checkpoint, "folder", "student folder"
+    named = args.checkpoint is not None and str(args.checkpoint) in list_pretrained()
+    problem = (
+        args.checkpoint is not None
+        and not (named and not Path(args.checkpoint).exists())
+        and path_problem(args.checkpoint, "folder", "student folder")
     )
     if problem:
         raise CheckpointError(f"--checkpoint {args.checkpoint}: {problem}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_max_pixels_argument
+from ._common import add_max_pixels_argument, add_student_argument, student_source
 
 HELP = "export a student to ONNX (style encoder + stylizer), checked against PyTorch"
 DESCRIPTION = """\
@@ -18,6 +18,7 @@ Run the result without torch: styledistill.onnx_runtime.OnnxStylizer("OUT.onnx")
 """
 EXAMPLES = """\
 examples:
+  styledistill export --student styleid-small --onnx exports/styleid-small.onnx
   styledistill export runs/small/student --onnx exports/small.onnx
   styledistill export runs/small/student --onnx exports/small.onnx --int8 --size 512
   python -c "from styledistill.onnx_runtime import OnnxStylizer; \\
@@ -26,7 +27,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="student folder (config.json + model.safetensors)")
+    add_student_argument(parser)
     parser.add_argument(
         "--onnx",
         required=True,
@@ -101,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from ..export import export_onnx
     from ..student import STTR
 
+    args.checkpoint = student_source(args)
     check_outputs(args)
     model = STTR.from_pretrained(args.checkpoint)
     print(

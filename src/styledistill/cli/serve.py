@@ -5,19 +5,20 @@ from __future__ import annotations
 import argparse
 import signal
 
-from ._common import add_device_argument
+from ._common import add_device_argument, add_student_argument, student_source
 
 HELP = "serve a web page (Gradio): content upload or webcam + style -> stylized image"
 DESCRIPTION = """\
 Start a Gradio page: upload a content photo (or take one with the webcam), upload a
 style or click one of the sample styles, press Stylize, download the PNG.
-CHECKPOINT is a student folder (PyTorch) or an exported OUT.onnx (onnxruntime, no
-torch needed). Uploads over --max-upload-mb or --max-pixels are refused with a
+STUDENT is a student folder or a pretrained name (PyTorch; default: the pretrained
+styleid-small) or an exported OUT.onnx (onnxruntime, no torch needed). Uploads over --max-upload-mb or --max-pixels are refused with a
 message. Uploads, samples and results live in one temporary folder, removed on exit.
 The page binds to 127.0.0.1 unless --host says otherwise (0.0.0.0 exposes it).
 """
 EXAMPLES = """\
 examples:
+  styledistill serve                                         # the pretrained student
   styledistill serve runs/small/student                      # http://127.0.0.1:7860
   styledistill serve exports/small.onnx --port 8080          # onnxruntime, no torch
   styledistill serve runs/small/student --host 0.0.0.0 --max-upload-mb 5 --size 768
@@ -25,7 +26,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="student folder, or an exported .onnx file")
+    add_student_argument(parser, onnx=True)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument(
@@ -65,6 +66,7 @@ def _load_stylizer(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from ..serve import UploadLimits, build_app, cleanup, launch
 
+    args.checkpoint = student_source(args)
     stylizer = _load_stylizer(args)
     limits = UploadLimits(max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels)
     # SIGTERM (docker stop, systemd, timeout) ends the page like Ctrl-C: temp folder removed.

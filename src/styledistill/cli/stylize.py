@@ -9,21 +9,29 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime import progress_bar, resolve_device
-from ._common import add_device_argument, add_max_pixels_argument
+from ._common import (
+    add_device_argument,
+    add_max_pixels_argument,
+    add_student_argument,
+    student_source,
+)
 
-HELP = "stylize images or folders with a trained student checkpoint"
+HELP = "stylize images, folders or video with a student (default: the pretrained one)"
 DESCRIPTION = (
     "Stylize a content image, or every image in a folder, with one style image, using a "
-    "student checkpoint (a save_pretrained folder: config.json + model.safetensors, or a "
-    "training run folder holding student/). The style is encoded once. Contents keep their "
+    "student: a save_pretrained folder (config.json + model.safetensors), a training run "
+    "folder holding student/, or the name of a pretrained student shipped with the package "
+    "(the default, styleid-small). The style is encoded once. Contents keep their "
     "size and aspect ratio: the long side is resized to --size for the model, and the result "
     "is resized back. In a folder, unreadable files are reported and skipped (exit status 1 "
     "when any were skipped)."
 )
 EXAMPLES = """\
 examples:
-  styledistill stylize runs/small/student --content photo.jpg --style art.jpg
+  styledistill stylize --content photo.jpg --style art.jpg      # the pretrained student
       # -> ./photo_stylized.png
+  styledistill stylize --student styleid-small --content photo.jpg --style art.jpg
+  styledistill stylize runs/small/student --content photo.jpg --style art.jpg
   styledistill stylize runs/small/student --content photo.jpg --style art.jpg --out out.png
   styledistill stylize runs/small/student --content photos/ --style art.jpg --out stylized/
   styledistill stylize runs/paper/student --content photos/ --style art.jpg \\
@@ -34,7 +42,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="student folder (config.json + model.safetensors)")
+    add_student_argument(parser)
     parser.add_argument(
         "--content",
         default=None,
@@ -78,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
 
+    args.checkpoint = student_source(args)
     if args.size < 0:
         raise ConfigError(f"--size {args.size} must be >= 0")
     if getattr(args, "video", None):

@@ -32,6 +32,10 @@ a Slurm array uses --num-shards/--shard-index. No communication between processe
 
 EXAMPLES = """\
 examples:
+  # the offline StyleID-like teacher (optimisation on ImageNet MobileNetV2), CPU
+  styledistill teach --teacher gatys --contents photos/ --styles paintings/ \\
+      --out data/gatys --size 256 --styles-per-content 4
+
   # weight-free texture teacher on CPU, 4 random styles per content
   styledistill teach --teacher texture --contents photos/ --styles paintings/ \\
       --out data/texture --size 256 --styles-per-content 4
@@ -71,7 +75,8 @@ TEXTURE_SETTINGS = {
     "style_rotations": "style_rotations",
 }
 #: Each teacher's settings flags (the rest of a teacher's settings: --teacher-option).
-TEACHER_FLAGS = {"styleid": STYLEID_SETTINGS, "texture": TEXTURE_SETTINGS}
+#: (gatys: its few settings go through --teacher-option, e.g. steps=60.)
+TEACHER_FLAGS = {"styleid": STYLEID_SETTINGS, "texture": TEXTURE_SETTINGS, "gatys": {}}
 #: Flags of teachers that load weights (switches and loading options).
 WEIGHTS_FLAGS = ("no_adain", "no_inject", "clean_schedule", "model", "revision", "dtype")
 

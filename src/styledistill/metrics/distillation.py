@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..image_ops import histogram_matched
 from .fidelity import psnr, ssim
 from .perceptual import PerceptualDistance
 
@@ -32,16 +33,6 @@ __all__ = ["BASELINE", "FLOOR", "DistillationScore", "histogram_matched", "score
 BASELINE = "hist-matched"
 FLOOR = "teacher re-run"
 METRICS = ("psnr", "ssim", "feature", "style")
-
-
-def histogram_matched(content: Tensor, style: Tensor) -> Tensor:
-    """The baseline: ``content [3,H,W]`` with each channel's histogram matched to ``style``."""
-    from skimage.exposure import match_histograms
-
-    matched = match_histograms(
-        content.permute(1, 2, 0).numpy(), style.permute(1, 2, 0).numpy(), channel_axis=-1
-    )
-    return torch.from_numpy(matched).permute(2, 0, 1).float().clamp(0.0, 1.0)
 
 
 @dataclass

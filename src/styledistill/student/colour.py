@@ -2,7 +2,7 @@
 
 The small preset predicts its output as a change, in logit space, to the content with
 each RGB channel's histogram matched to the style's (per-channel histogram
-specification, what ``metrics.distillation.histogram_matched`` does with scikit-image),
+specification, what ``image_ops.histogram_matched`` does with scikit-image),
 after a learned per-image scale and shift of the matched colours (a FiLM from the pooled
 style memory). Untrained, the student *is* that colour transfer; training learns the
 rest. Everything is written to export to ONNX: histograms by scatter-add (no sort),

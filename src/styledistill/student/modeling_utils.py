@@ -4,7 +4,8 @@ A student folder holds ``config.json`` (the architecture), ``model.safetensors``
 weights) and a model card ``README.md``. :meth:`ModelMixin.from_pretrained` takes such a
 folder, a training run holding ``student/``, or the name of a pretrained student shipped
 inside the package (:func:`list_pretrained`), so every entry point (the Python API,
-``stylize``, ``export``, ``serve``, ``train --init``) loads them the same way, offline.
+``stylize``, ``export``, ``serve``, ``train --init``) loads them the same way, offline
+(:mod:`styledistill.hub`).
 
 One pickle policy: weights are read from safetensors, or from a pickle only with
 ``allow_pickle=True`` and then with ``torch.load(weights_only=True)``; non-finite tensors
@@ -23,13 +24,13 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..hub import list_pretrained, resolve_student_folder
 from ..plumbing import atomic_path, first_line
 from ..weights_io import read_state_dict
 
 __all__ = [
     "CONFIG_NAME",
     "MODEL_CARD_NAME",
-    "PRETRAINED_DIR",
     "WEIGHTS_NAME",
     "ModelMixin",
     "count_parameters",
@@ -42,33 +43,6 @@ WEIGHTS_NAME = "model.safetensors"
 MODEL_CARD_NAME = "README.md"
 #: Weight files in pickle format; loaded only with ``allow_pickle=True`` (and then weights_only).
 PICKLE_WEIGHT_NAMES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth")
-#: Pretrained students shipped inside the package, one folder per name.
-PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-
-
-def list_pretrained() -> list[str]:
-    """Names of the pretrained students shipped with the package (``from_pretrained(name)``)."""
-    if not PRETRAINED_DIR.is_dir():
-        return []
-    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / CONFIG_NAME).is_file())
-
-
-def resolve_student_folder(source: str | os.PathLike) -> Path:
-    """The student folder meant by ``source``: a folder, a run holding ``student/``, or a
-    pretrained name. A path that exists wins over a name; anything else is one line."""
-    path = Path(source).expanduser()
-    if not path.exists() and isinstance(source, str) and source in list_pretrained():
-        return PRETRAINED_DIR / source
-    if not path.exists():
-        names = ", ".join(list_pretrained()) or "none installed"
-        raise CheckpointError(
-            f"{source}: no such checkpoint folder, and not a pretrained student ({names})"
-        )
-    if path.is_file():
-        raise CheckpointError(f"{path}: is a file; expected a student folder with {CONFIG_NAME}")
-    if not (path / CONFIG_NAME).exists() and (path / "student" / CONFIG_NAME).exists():
-        path = path / "student"
-    return path
 
 
 def count_parameters(module: nn.Module, *, trainable_only: bool = False) -> int:

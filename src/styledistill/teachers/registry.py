@@ -8,10 +8,16 @@ here imports torch or diffusers, so ``--help`` can list the names cheaply.
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..budget import STYLEID_BYTES_PER_PIXEL, TEXTURE_BYTES_PER_PIXEL, check_memory
+from ..budget import (
+    GATYS_BYTES_PER_PIXEL,
+    STYLEID_BYTES_PER_PIXEL,
+    TEXTURE_BYTES_PER_PIXEL,
+    check_memory,
+)
 from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,6 +74,16 @@ _REGISTRY: dict[str, TeacherSpec] = {
             needs_weights=True,
             default_model=DEFAULT_STYLEID_MODEL,
             bytes_per_pixel=STYLEID_BYTES_PER_PIXEL,
+            batched=True,
+        ),
+        TeacherSpec(
+            name="gatys",
+            class_path="styledistill.teachers.gatys:GatysTeacher",
+            summary="neural style transfer by optimisation (Gatys et al. 2016) on ImageNet "
+            "MobileNetV2; StyleID-like, CPU, offline",
+            default_size=256,
+            needs_weights=False,
+            bytes_per_pixel=GATYS_BYTES_PER_PIXEL,
             batched=True,
         ),
         TeacherSpec(
@@ -152,6 +168,8 @@ def create_teacher(
     cls = spec.teacher_class()
     try:
         if not spec.needs_weights:
+            if device is not None and "device" in inspect.signature(cls).parameters:
+                options = {"device": device, **options}
             return cls(**options)
         return cls.from_pretrained(model or spec.default_model, device=device, **options)
     except TypeError as exc:

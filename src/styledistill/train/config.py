@@ -57,6 +57,10 @@ class TrainConfig:
     #: Random crops and flips of the training pairs; off: whole images, as the teacher saw
     #: them (API only).
     augment: bool = True
+    #: The random crops' side as a share of the teacher image's side (min, max), resized to
+    #: ``size`` (never below ``size`` pixels). ``[0.5, 0.5]`` with ``size`` 256 on a 512 px
+    #: dataset: crops at the teacher's own scale, so texture keeps its size.
+    crop_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])
     resume: bool = False
     #: Network of the feature losses: "auto" (VGG19 when torchvision's ImageNet file is in
     #: torch's hub cache, as the STTR paper; else MobileNetV2, whose file ships offline),
@@ -91,6 +95,9 @@ class TrainConfig:
     save_every: int = 1000
     keep: int = 3
     val_fraction: float = 0.1
+    #: Validate on this dataset's pairs instead of holding out ``val_fraction`` of ``data``
+    #: (then every pair of ``data`` trains); groups still say what was seen in training.
+    val_data: str | None = None
     #: Most validation pairs scored per evaluation (evenly spread over the held-out set).
     val_max_pairs: int = 64
     #: Training batches used to recompute BatchNorm statistics before each evaluation
@@ -171,6 +178,11 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.warmup < 0:
             raise ConfigError(f"warmup must be >= 0, got {self.warmup}")
+        low, high = [*list(self.crop_scale), 0.0, 0.0][:2]
+        if len(self.crop_scale) != 2 or not 0.0 < low <= high <= 1.0:
+            raise ConfigError(
+                f"crop-scale must be two shares 0 < MIN <= MAX <= 1, got {self.crop_scale}"
+            )
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val-fraction must be in (0, 1), got {self.val_fraction}")
         if self.max_minutes is not None and self.max_minutes <= 0:

@@ -65,8 +65,16 @@ def load_training_data(
     """Split the dataset and open both sides; styles load at ``style_size`` (the student's)."""
     from ..dataset.paired import PairedDataset
 
-    train_keys, val_keys, groups = split(data_dir, config.val_fraction, config.seed)
-    augment = {} if config.augment else {"crop_scale": (1.0, 1.0), "flip": False}
+    val_dir = Path(config.val_data) if config.val_data else data_dir
+    if config.val_data:
+        train_keys, val_keys, groups = split_by_dataset(data_dir, val_dir)
+    else:
+        train_keys, val_keys, groups = split(data_dir, config.val_fraction, config.seed)
+    augment = (
+        {"crop_scale": tuple(config.crop_scale)}
+        if config.augment
+        else {"crop_scale": (1.0, 1.0), "flip": False}
+    )
     train_set = EpochSeeded(
         PairedDataset(
             data_dir,
@@ -87,7 +95,7 @@ def load_training_data(
         )
     eval_keys = spread(val_keys, config.val_max_pairs)
     val_set = PairedDataset(
-        data_dir, size=config.size, train=False, keys=eval_keys, style_size=style_size
+        val_dir, size=config.size, train=False, keys=eval_keys, style_size=style_size
     )
     return TrainingData(
         train_set=train_set,
@@ -153,6 +161,48 @@ def fixed_batches(
     return batches
 
 
+def _ids(record: dict[str, Any]) -> tuple[str, str]:
+    return (
+        str(record.get("content_rel") or record.get("content")),
+        str(record.get("style_rel") or record.get("style")),
+    )
+
+
+def _groups(
+    train_records: list[dict[str, Any]], val_records: list[dict[str, Any]]
+) -> dict[str, str]:
+    """Each validation pair's group, by what the training pairs hold."""
+    seen_contents = {_ids(r)[0] for r in train_records}
+    seen_styles = {_ids(r)[1] for r in train_records}
+    groups = {}
+    for record in val_records:
+        content, style = _ids(record)
+        new_content, new_style = content not in seen_contents, style not in seen_styles
+        groups[record["key"]] = (
+            "unseen_both"
+            if new_content and new_style
+            else "unseen_style"
+            if new_style
+            else "unseen_content"
+            if new_content
+            else "seen"
+        )
+    return groups
+
+
+def split_by_dataset(data: Path, val_data: Path) -> tuple[list[str], list[str], dict[str, str]]:
+    """Every pair of ``data`` trains; every pair of ``val_data`` validates."""
+    from ..dataset.reader import read_manifest
+
+    train_records, val_records = read_manifest(data), read_manifest(val_data)
+    if not train_records:
+        raise ConfigError(f"{data}: the dataset has no finished pairs")
+    if not val_records:
+        raise ConfigError(f"--val-data {val_data}: the dataset has no finished pairs")
+    groups = _groups(train_records, val_records)
+    return [r["key"] for r in train_records], [r["key"] for r in val_records], groups
+
+
 def split(
     data: Path, val_fraction: float, seed: int
 ) -> tuple[list[str], list[str], dict[str, str]]:
@@ -169,26 +219,7 @@ def split(
             f"with val-fraction {val_fraction}; make a dataset with more contents and styles"
         )
     by_key = {r["key"]: r for r in records}
-
-    def ids(record: dict[str, Any]) -> tuple[str, str]:
-        return (
-            str(record.get("content_rel") or record.get("content")),
-            str(record.get("style_rel") or record.get("style")),
-        )
-
-    seen_contents = {ids(by_key[k])[0] for k in train_keys}
-    seen_styles = {ids(by_key[k])[1] for k in train_keys}
-    groups = {}
-    for key in val_keys:
-        content, style = ids(by_key[key])
-        new_content, new_style = content not in seen_contents, style not in seen_styles
-        groups[key] = (
-            "unseen_both"
-            if new_content and new_style
-            else "unseen_style"
-            if new_style
-            else "unseen_content"
-        )
+    groups = _groups([by_key[k] for k in train_keys], [by_key[k] for k in val_keys])
     return train_keys, val_keys, groups
 
 

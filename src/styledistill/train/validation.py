@@ -33,8 +33,8 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def histogram_matched(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """Baseline for a batch: ``metrics.distillation.histogram_matched`` per image."""
-    from ..metrics.distillation import histogram_matched as match_one
+    """Baseline for a batch: ``image_ops.histogram_matched`` per image."""
+    from ..image_ops import histogram_matched as match_one
 
     return torch.stack([match_one(c.cpu(), s.cpu()) for c, s in zip(content, style)])
 

