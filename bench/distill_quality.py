@@ -6,25 +6,28 @@ Steps (each reused when already done, so the script can be rerun to continue or 
    generated style families (``styledistill.samples``) at many seeds, 256 px. Held out:
    ``--eval-contents`` photos and the last ``--eval-seeds`` seeds of every family (and,
    with ``--paintings DIR``, real paintings: never used in training).
-2. dataset: ``styledistill teach --teacher texture`` on train contents x train styles.
-3. eval set: the teacher on held-out contents x held-out styles, with its seed (the
-   target) and with another seed (the floor: nothing can be closer than the teacher's
-   own noise).
-4. training: ``styledistill train`` for ``--minutes`` of wall time (one run per
-   ``--variant``; variants change preset settings, e.g. the histogram prior off).
+2. dataset: ``styledistill teach --teacher gatys`` (``--teacher``) on train contents x
+   train styles.
+3. eval set: the teacher on held-out contents x held-out styles (the target; the texture
+   teacher also runs with another seed: the floor, nothing is closer than its own noise;
+   gatys has no noise, so its floor is zero distance).
+4. training: the first stage of ``styledistill.recipes`` (its losses and optimiser) for
+   ``--minutes`` of wall time (one run per ``--variant``; variants change preset
+   settings). ``--student NAME=DIR`` scores a student trained elsewhere instead, e.g. the
+   offline-pairs student of ``bench/styleid_real.py`` (whose photos exclude the held-out
+   ones and whose generated styles use seeds 0-2 only).
 5. scoring, against the teacher's output: PSNR, SSIM, and two perceptual distances on
    EfficientNet-Lite0 (``styledistill.metrics.perceptual``; a network that trains
    nothing here): ``feature`` (LPIPS-style) and ``style`` (feature mean/std). Rows:
    raw content, content histogram-matched to the style (the simple baseline), each
-   student (``--untrained`` adds sttr-small before training: its texture head's one
-   synthesis pass), and the teacher re-run (the floor). ``closed`` = how much of the
-   distance from the baseline to the floor a student removes (>= 50% is the target).
-   Students run at the teacher's size, as ``styledistill evaluate`` runs them.
+   student (``--untrained`` adds sttr-small before training), and the floor.
+   ``closed`` = how much of the distance from the baseline to the floor a student
+   removes. Students run at the teacher's size, as ``styledistill evaluate`` runs them.
 
-    python bench/distill_quality.py --work /tmp/dq --minutes 30 --untrained
-    python bench/distill_quality.py --work /tmp/dq --minutes 10 \\
-        --variant no-texture-head:style_patches=0             # an ablation run
-    python bench/distill_quality.py --work /tmp/dq --score-only --grid docs/distill_quality.jpg
+    python bench/distill_quality.py --work /tmp/dq --untrained      # 20 min of training
+    python bench/distill_quality.py --work /tmp/dq --untrained \
+        --student offline=/tmp/sr/foldA/offline_student/student
+    python bench/distill_quality.py --work /tmp/dq --score-only --untrained --grid docs/distill_quality.jpg
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def teach_command(contents: Path, styles: Path, out: Path, args: argparse.Namesp
         "styledistill",
         "teach",
         "--teacher",
-        "texture",
+        args.teacher,
         "--contents",
         str(contents),
         "--styles",
@@ -125,9 +128,10 @@ def make_dataset(work: Path, folders: dict[str, Path], args: argparse.Namespace)
 
 
 def make_eval_set(work: Path, folders: dict[str, Path], args: argparse.Namespace) -> list[dict]:
-    """Teacher outputs (seed 0: target; seed 1: floor) for every held-out pair."""
+    """Teacher outputs (seed 0: target; seed 1: floor) for every held-out pair. A teacher
+    without noise (gatys) is its own floor: it runs once."""
     from styledistill.images import list_images, save_image
-    from styledistill.teachers import TextureTeacher
+    from styledistill.teachers import create_teacher
 
     index = work / "eval" / "pairs.json"
     if index.is_file():
@@ -142,8 +146,8 @@ def make_eval_set(work: Path, folders: dict[str, Path], args: argparse.Namespace
     contents = list_images(folders["eval_c"])
     pairs = []
     start = time.time()
-    for seed in (0, 1):
-        teacher = TextureTeacher(size=args.teacher_size, seed=seed, **options)
+    for seed in (0, 1) if args.teacher == "texture" else (0,):
+        teacher = create_teacher(args.teacher, size=args.teacher_size, seed=seed, **options)
         for style in styles:
             prepared = teacher.prepare_style(style)
             outputs = teacher.stylize(contents, [prepared] * len(contents))
@@ -161,71 +165,36 @@ def make_eval_set(work: Path, folders: dict[str, Path], args: argparse.Namespace
                         }
                     )
     index.write_text(json.dumps(pairs, indent=1))
-    print(f"eval set: {len(pairs)} pairs x 2 teacher seeds in {time.time() - start:.0f} s")
+    print(f"eval set: {len(pairs)} pairs in {time.time() - start:.0f} s")
     return pairs
 
 
 def run_training(work: Path, data: Path, name: str, overrides: list[str], args) -> Path:
+    """The recipe's first stage (``styledistill.recipes.pretrain_config``): the same losses
+    and optimiser the pretrained student was made with; ``overrides`` change the model."""
+    from styledistill.recipes import Recipe, pretrain_config
+    from styledistill.train import train
+
     run = work / f"run-{name}"
     if (run / "student" / "config.json").is_file():
         print(f"training: reusing {run}/student", flush=True)
         return run
-    command = [
-        sys.executable,
-        "-m",
-        "styledistill",
-        "train",
-        "--data",
-        str(data),
-        "--out",
-        str(run),
-        "--steps",
-        str(args.steps),
-        "--batch-size",
-        str(args.batch_size),
-        "--lr",
-        str(args.lr),
-        "--backbone-lr",
-        str(args.backbone_lr),
-        "--warmup",
-        str(args.warmup),
-        "--clip",
-        str(args.clip),
-        "--size",
-        str(args.size),
-        "--max-minutes",
-        str(args.minutes),
-        "--val-fraction",
-        "0.1",
-        "--eval-every",
-        str(args.eval_every),
-        "--save-every",
-        str(args.eval_every),
-        "--num-workers",
-        "1",
-        "--device",
-        "cpu",
-        "--ema",
-        str(args.ema),
-        "--pixel-weight",
-        str(args.pixel_weight),
-        "--perceptual-weight",
-        str(args.perceptual_weight),
-        "--texture-weight",
-        str(args.texture_weight),
-        "--texture-tiles",
-        str(args.texture_tiles),
-        "--threads",
-        str(args.threads),
-        "--no-progress",
-        "--no-tensorboard",
-    ]
+    model = {}
     for option in overrides:
-        command += ["--model-option", option]
-    if (run / "checkpoints").is_dir():
-        command.append("--resume")
+        key, _, value = option.partition("=")
+        model[key] = json.loads(value)
+    recipe = Recipe(pretrain_minutes=args.minutes, pretrain_steps=args.steps)
+    config = pretrain_config(
+        data,
+        run,
+        recipe=recipe,
+        model_overrides=model,
+        resume=(run / "checkpoints").is_dir(),
+        progress=False,
+        tensorboard=False,
+    )
     start = time.time()
-    subprocess.run(command, check=True)
+    train(config)
     print(f"training {name}: {time.time() - start:.0f} s", flush=True)
     return run
 
@@ -241,11 +210,16 @@ def score(work: Path, pairs: list[dict], runs: dict[str, Path], args) -> dict:
     stylizers = {
         name: Stylizer.from_pretrained(run / "student", device="cpu") for name, run in runs.items()
     }
+    stylizers.update(
+        {name: Stylizer.from_pretrained(source, device="cpu") for name, source in args.students}
+    )
     students = {
         # at the teacher's size, as `evaluate` and the demo run it (not the stylizer's 512)
         name: (lambda c, s, st=stylizer: st.stylize_tensor(c, s, size=args.teacher_size))
         for name, stylizer in stylizers.items()
     }
+
+    floor = Path("eval") / ("seed1" if (work / "eval" / "seed1").is_dir() else "seed0")
 
     def images():
         for pair in pairs:
@@ -253,7 +227,7 @@ def score(work: Path, pairs: list[dict], runs: dict[str, Path], args) -> dict:
                 center_crop_resize(load_image(pair["content"]), args.teacher_size),
                 load_image(pair["style"]),
                 load_image(work / "eval" / "seed0" / f"{pair['key']}.png"),
-                load_image(work / "eval" / "seed1" / f"{pair['key']}.png"),
+                load_image(work / floor / f"{pair['key']}.png"),
             )
 
     examples: list[list] = []
@@ -310,12 +284,12 @@ def save_untrained(work: Path) -> Path:
     return run
 
 
-def format_report(result: dict, runs: dict[str, Path]) -> str:
+def format_report(result: dict, runs: dict[str, Path], students: list[tuple[str, str]]) -> str:
     lines = []
     for group, table in result["groups"].items():
         lines += ["", f"held-out pairs: {group} ({table.count})", ""]
-        lines += table.markdown(runs)
-    for name, run in runs.items():
+        lines += table.markdown([*runs, *(name for name, _ in students)])
+    for name, run in [*runs.items(), *((n, Path(folder).parent) for n, folder in students)]:
         if not (run / "log.jsonl").is_file():
             continue  # not trained (the untrained row)
         records = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
@@ -338,6 +312,7 @@ def main() -> None:
     parser.add_argument("--eval-contents", nargs="+", default=list(EVAL_CONTENTS))
     parser.add_argument("--paintings", type=Path, help="real paintings, held out (eval only)")
     parser.add_argument("--styles-per-content", type=int, default=24)
+    parser.add_argument("--teacher", choices=("gatys", "texture"), default="gatys")
     parser.add_argument("--teacher-size", type=int, default=256)
     parser.add_argument("--teacher-option", action="append", default=[], metavar="KEY=JSON")
     parser.add_argument("--shards", type=int, default=2, help="parallel teach processes")
@@ -348,19 +323,8 @@ def main() -> None:
         metavar="NAME[:KEY=VALUE,...]",
         help="a student to train and score (default: 'student', the preset as it is)",
     )
-    parser.add_argument("--minutes", type=float, default=30.0, help="training wall time per run")
-    parser.add_argument("--steps", type=int, default=1800, help="schedule length")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--backbone-lr", type=float, default=1e-4)
-    parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--clip", type=float, default=1.0)
-    parser.add_argument("--ema", type=float, default=0.995)
-    parser.add_argument("--size", type=int, default=160, help="training crop")
-    parser.add_argument("--pixel-weight", type=float, default=0.25)
-    parser.add_argument("--perceptual-weight", type=float, default=0.2)
-    parser.add_argument("--texture-weight", type=float, default=2.0)
-    parser.add_argument("--texture-tiles", type=int, default=2)
+    parser.add_argument("--minutes", type=float, default=20.0, help="training wall time per run")
+    parser.add_argument("--steps", type=int, default=1500, help="schedule length")
     parser.add_argument("--eval-every", type=int, default=400)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--grid", help="write a picture grid of held-out pairs here")
@@ -370,14 +334,22 @@ def main() -> None:
         "--untrained", action="store_true", help="also score sttr-small before any training"
     )
     parser.add_argument("--json", type=Path, help="also write the scores as JSON")
+    parser.add_argument(
+        "--student",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="score a student trained elsewhere (no training run unless --variant is given)",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     print(f"machine at start: {machine_line()}", flush=True)
     folders = make_inputs(args.work, args)
-    variants = args.variant or ["student"]
+    args.students = [tuple(entry.split("=", 1)) for entry in args.student]
+    variants = args.variant or ([] if args.students else ["student"])
     data = args.work / "data"
-    if not args.score_only:
+    if not args.score_only and variants:
         data = make_dataset(args.work, folders, args)
     pairs = make_eval_set(args.work, folders, args)
     runs = {}
@@ -392,7 +364,7 @@ def main() -> None:
         runs = {"untrained": save_untrained(args.work), **runs}
     result = score(args.work, pairs, runs, args)
     print(f"\nmachine at end: {machine_line()}")
-    print(format_report(result, runs), flush=True)
+    print(format_report(result, runs, args.students), flush=True)
     if args.json:
         groups = {k: v.to_dict() for k, v in result["groups"].items()}
         args.json.write_text(json.dumps({"pairs": result["pairs"], "groups": groups}, indent=1))

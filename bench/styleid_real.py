@@ -36,16 +36,16 @@ a killed run continues and a finished one rescores in a minute.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from styledistill.benchmark import machine_line
+from styledistill.recipes import FOLDS, Fold
+from styledistill.recipes import styleid_real_paths as paths
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "styleid_real"
@@ -54,95 +54,18 @@ MEASURES = ("feature", "style", "psnr", "ssim")
 SIZE = 512
 
 
-@dataclass(frozen=True)
-class Fold:
-    train_contents: tuple[int, ...]
-    test_contents: tuple[int, ...]
-    train_styles: tuple[int, ...]
-    val_styles: tuple[int, ...]
-    test_styles: tuple[int, ...]
-
-    def pairs(self, role: str) -> list[tuple[int, int]]:
-        if role == "train":
-            return [(c, s) for c in self.train_contents for s in self.train_styles]
-        if role == "val":
-            return [(c, s) for c in self.train_contents for s in self.val_styles]
-        contents = self.test_contents if role != "unseen_style" else self.train_contents
-        styles = self.test_styles if role != "unseen_content" else self.train_styles
-        return [(c, s) for c in contents for s in styles]
-
-
-FOLDS = {
-    "A": Fold((0, 1, 2), (3,), tuple(range(10)), (10, 11), (12, 13, 14, 15)),
-    "B": Fold((1, 2, 3), (0,), tuple(range(6, 16)), (4, 5), (0, 1, 2, 3)),
-}
-
-
-def paths(data: Path, content: int, style: int) -> tuple[Path, Path, Path]:
-    return (
-        data / "contents" / f"{content:02d}.png",
-        data / "styles" / f"{style:02d}.png",
-        data / "stylized" / f"{content:02d}_stylized_{style:02d}.png",
-    )
-
-
-def import_split(data: Path, pairs: list[tuple[int, int]], out: Path) -> Path:
-    """The fold's pairs as a styledistill dataset (``dataset import`` of a pairs file)."""
-    from styledistill.dataset.importer import import_pairs
-
-    listing = out.with_suffix(".csv")
-    listing.parent.mkdir(parents=True, exist_ok=True)
-    with open(listing, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["content", "style", "stylized"])
-        writer.writerows([[str(p) for p in paths(data, c, s)] for c, s in pairs])
-    import_pairs(out, contents=None, styles=None, pairs_file=listing, progress=False)
-    return out
-
-
 def train_students(args: argparse.Namespace, fold: Fold, work: Path) -> dict[str, Path]:
-    """The recipe on this fold: offline pairs, pretraining, fine-tuning (each reused)."""
-    from styledistill.recipes import (
-        Recipe,
-        finetune_config,
-        offline_inputs,
-        pretrain_config,
-        teach_offline,
-    )
-    from styledistill.train import train
+    """The recipe on this fold (``styledistill.recipes.distil_styleid``; each step reused)."""
+    from styledistill.recipes import Recipe, distil_styleid
 
     recipe = Recipe(
         pretrain_minutes=args.minutes * args.pretrain_share,
         finetune_minutes=args.minutes * (1 - args.pretrain_share),
     )
-    data = args.data
-    train_set = import_split(data, fold.pairs("train"), work / "real_train")
-    val_set = import_split(data, fold.pairs("val"), work / "real_val")
-    students = {}
-    offline_student = work / "offline_student" / "student"
-    if not offline_student.is_dir():
-        inputs = offline_inputs(
-            work / "offline_inputs",
-            contents=[paths(data, c, 0)[0] for c in fold.train_contents],
-            styles=[paths(data, 0, s)[1] for s in fold.train_styles],
-            recipe=recipe,
-        )
-        offline = teach_offline(inputs, work / "offline_pairs", recipe=recipe)
-        train(pretrain_config(offline, work / "offline_student", recipe=recipe))
-    students["sttr-small, offline-teacher pairs only"] = offline_student
-    real_student = work / "real_student" / "student"
-    if not real_student.is_dir():
-        train(
-            finetune_config(
-                train_set,
-                work / "real_student",
-                init=offline_student,
-                val_data=val_set,
-                recipe=recipe,
-            )
-        )
-    students["sttr-small, + real StyleID pairs"] = real_student
-    return students
+    found = distil_styleid(
+        args.data, work, train_pairs=fold.pairs("train"), val_pairs=fold.pairs("val"), recipe=recipe
+    )
+    return {OFFLINE: found["offline"], STUDENT: found["real"]}
 
 
 def peer_runner():
@@ -253,6 +176,7 @@ def save_grid(cells: dict, path: Path) -> None:
 
 
 PEER = "peer: Magenta arbitrary (int8 ONNX)"
+OFFLINE = "sttr-small, offline-teacher pairs only"
 STUDENT = "sttr-small, + real StyleID pairs"
 
 
@@ -306,7 +230,7 @@ def main() -> int:
         rows["sttr-small untrained"] = student_runner(untrained)
         if args.score_only:
             students = {
-                "sttr-small, offline-teacher pairs only": work / "offline_student" / "student",
+                OFFLINE: work / "offline_student" / "student",
                 STUDENT: work / "real_student" / "student",
             }
         else:

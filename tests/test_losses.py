@@ -78,19 +78,21 @@ def random_loss(weights: LossWeights, network: str = "vgg19") -> DistillationLos
 
 @pytest.mark.parametrize("network", ["vgg19", "mobilenet_v2"])
 def test_all_terms_have_gradients_and_vanish_at_their_target(network):
-    weights = LossWeights(pixel=1.0, perceptual=0.5, texture=0.4, content=0.2, style=0.3)
+    weights = LossWeights(
+        pixel=1.0, perceptual=0.5, texture=0.4, feature=0.6, stats=0.7, content=0.2, style=0.3
+    )
     loss = random_loss(weights, network)
     content, style, teacher = images(0), images(1), images(2)
     student = images(3).requires_grad_(True)
     total, terms = loss(student, teacher, content, style)
-    assert set(terms) == {"pixel", "perceptual", "texture", "content", "style"}
+    assert set(terms) == {"pixel", "perceptual", "texture", "feature", "stats", "content", "style"}
     expected = sum(getattr(weights, name) * float(value.detach()) for name, value in terms.items())
     assert float(total.detach()) == pytest.approx(expected, rel=1e-5)
     total.backward()
     assert student.grad is not None and float(student.grad.abs().sum()) > 0
-    # student == teacher: pixel, perceptual and texture vanish; == content: content vanishes
+    # student == teacher: the teacher terms vanish; == content: content vanishes
     _, same = loss(teacher, teacher, content, style)
-    for term in ("pixel", "perceptual", "texture"):
+    for term in ("pixel", "perceptual", "texture", "feature", "stats"):
         assert float(same[term]) == pytest.approx(0.0, abs=1e-6), term
     _, as_content = loss(content, teacher, content, style)
     assert float(as_content["content"]) == pytest.approx(0.0, abs=1e-6)

@@ -20,6 +20,7 @@ ships the result. Each function reuses what an earlier run left, so a killed run
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,11 +31,16 @@ from .images import center_crop_resize, load_image, save_image, square_crops
 from .train.config import TrainConfig
 
 __all__ = [
+    "FOLDS",
     "OFFLINE_PHOTOS",
+    "Fold",
     "Recipe",
+    "distil_styleid",
     "finetune_config",
+    "import_styleid_pairs",
     "offline_inputs",
     "pretrain_config",
+    "styleid_real_paths",
     "teach_offline",
 ]
 
@@ -197,3 +203,104 @@ def finetune_config(
         save_every=max(1, recipe.finetune_steps // 6),
         **{**_SHARED, **extra},
     )
+
+
+# ---------------------------------------------------------------- the real StyleID pairs
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A split of the ``styleid_real`` pairs (contents 00-03 x styles 00-15) by content AND
+    by style, so that some contents and some styles are never trained on."""
+
+    train_contents: tuple[int, ...]
+    test_contents: tuple[int, ...]
+    train_styles: tuple[int, ...]
+    val_styles: tuple[int, ...]
+    test_styles: tuple[int, ...]
+
+    def pairs(self, role: str) -> list[tuple[int, int]]:
+        """(content, style) indices of ``role``: train, val, unseen_content, unseen_style,
+        unseen_both; ``all`` is every pair."""
+        if role == "all":
+            return [(c, s) for c in range(4) for s in range(16)]
+        if role == "train":
+            return [(c, s) for c in self.train_contents for s in self.train_styles]
+        if role == "val":
+            return [(c, s) for c in self.train_contents for s in self.val_styles]
+        contents = self.test_contents if role != "unseen_style" else self.train_contents
+        styles = self.test_styles if role != "unseen_content" else self.train_styles
+        return [(c, s) for c in contents for s in styles]
+
+
+FOLDS = {
+    "A": Fold((0, 1, 2), (3,), tuple(range(10)), (10, 11), (12, 13, 14, 15)),
+    "B": Fold((1, 2, 3), (0,), tuple(range(6, 16)), (4, 5), (0, 1, 2, 3)),
+}
+
+
+def styleid_real_paths(
+    data: str | os.PathLike, content: int, style: int
+) -> tuple[Path, Path, Path]:
+    """Content, style and StyleID output of one pair, as the official code names them."""
+    data = Path(data)
+    return (
+        data / "contents" / f"{content:02d}.png",
+        data / "styles" / f"{style:02d}.png",
+        data / "stylized" / f"{content:02d}_stylized_{style:02d}.png",
+    )
+
+
+def import_styleid_pairs(
+    data: str | os.PathLike, pairs: Sequence[tuple[int, int]], out: str | os.PathLike
+) -> Path:
+    """These pairs as a styledistill dataset (``dataset import`` of a pairs file)."""
+    from .dataset.importer import import_pairs
+
+    out = Path(out)
+    listing = out.with_suffix(".csv")
+    listing.parent.mkdir(parents=True, exist_ok=True)
+    with open(listing, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["content", "style", "stylized"])
+        writer.writerows([[str(p) for p in styleid_real_paths(data, c, s)] for c, s in pairs])
+    import_pairs(out, contents=None, styles=None, pairs_file=listing, progress=False)
+    return out
+
+
+def distil_styleid(
+    data: str | os.PathLike,
+    work: str | os.PathLike,
+    *,
+    train_pairs: Sequence[tuple[int, int]],
+    val_pairs: Sequence[tuple[int, int]] = (),
+    recipe: Recipe = Recipe(),
+) -> dict[str, Path]:
+    """The whole recipe on these real pairs: offline inputs (the bundled photos plus the
+    training contents; the generated styles plus the training styles), the offline
+    teacher's pairs, pretraining, fine-tuning. Returns the two students' folders
+    (``offline``: pretrained only; ``real``: fine-tuned). Each step reuses ``work``."""
+    from .train import train
+
+    work = Path(work)
+    train_set = import_styleid_pairs(data, train_pairs, work / "real_train")
+    val_set = import_styleid_pairs(data, val_pairs, work / "real_val") if val_pairs else None
+    contents = sorted({c for c, _ in train_pairs})
+    styles = sorted({s for _, s in train_pairs})
+    offline_student = work / "offline_student" / "student"
+    if not offline_student.is_dir():
+        inputs = offline_inputs(
+            work / "offline_inputs",
+            contents=[styleid_real_paths(data, c, 0)[0] for c in contents],
+            styles=[styleid_real_paths(data, 0, s)[1] for s in styles],
+            recipe=recipe,
+        )
+        offline = teach_offline(inputs, work / "offline_pairs", recipe=recipe)
+        train(pretrain_config(offline, work / "offline_student", recipe=recipe))
+    real_student = work / "real_student" / "student"
+    if not real_student.is_dir():
+        config = finetune_config(
+            train_set, work / "real_student", init=offline_student, val_data=val_set, recipe=recipe
+        )
+        train(config)
+    return {"offline": offline_student, "real": real_student}
