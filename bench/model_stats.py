@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from styledistill.runtime import set_threads
 from styledistill.student import STTR
-from styledistill.student.sttr import channel_quantiles, match_channel_quantiles
+from styledistill.student.colour import channel_quantiles, match_channel_quantiles
 
 
 def gmacs(model: STTR, content: torch.Tensor, style: torch.Tensor) -> float:

@@ -30,7 +30,8 @@ from ..images import (
     unfit,
 )
 from ..runtime import resolve_dtype
-from .sttr import STTR, StyleMemory
+from .memory import StyleMemory
+from .sttr import STTR
 
 __all__ = ["StyleCode", "Stylizer"]
 
