@@ -56,7 +56,7 @@ from ..errors import ConfigError
 from ..image_ops import box_filter, edge_mask, luminance, scale_to_luminance
 from ..images import center_crop_resize, load_image
 from ..values import first_non_finite
-from .base import ImageLike
+from .base import ImageLike, pair_up
 from .registry import check_teacher_memory
 
 __all__ = ["PreparedTextureStyle", "TextureTeacher", "match_histograms"]
@@ -431,27 +431,12 @@ class TextureTeacher:
         core, and it keeps each output bit-identical however pairs are batched, so
         ``batch_size`` only bounds how many pairs are held prepared at once.
         """
-        content_list = list(contents)
-        style_list = list(styles)
-        if not content_list:
-            raise ConfigError("texture teacher: no content images given")
-        if len(style_list) == 1 and len(content_list) > 1:
-            style_list = style_list * len(content_list)
-        if len(style_list) != len(content_list):
-            raise ConfigError(
-                f"texture teacher: {len(content_list)} contents but {len(style_list)} styles; "
-                "give one style per content (or a single style)"
-            )
-        if seeds is None:
-            seeds = [self.seed] * len(content_list)
-        seeds = [int(s) for s in seeds]
-        if len(seeds) != len(content_list):
-            raise ConfigError(f"texture teacher: {len(seeds)} seeds for {len(content_list)} pairs")
-        if batch_size is not None and batch_size < 1:
-            raise ConfigError(f"texture teacher: batch_size must be >= 1, got {batch_size}")
+        content_list, style_list, seed_list = pair_up(
+            "texture", contents, styles, batch_size=batch_size, seeds=seeds, default_seed=self.seed
+        )
         outputs = []
         prepared_cache: dict[int, PreparedTextureStyle] = {}
-        for content, style, seed in zip(content_list, style_list, seeds):
+        for content, style, seed in zip(content_list, style_list, seed_list):
             key = id(style)
             if key not in prepared_cache:
                 prepared_cache[key] = self.prepare_style(style)
