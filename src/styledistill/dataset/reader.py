@@ -74,20 +74,11 @@ def jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any, str | None]
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Objects of a JSON-lines file. A last line without its newline (torn write) is skipped."""
-    with open(path, "rb") as fh:
-        for raw in fh:
-            if not raw.endswith(b"\n"):
-                return  # torn tail from a killed writer: not a finished record
-            line = raw.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # cannot happen with our writer; never fatal for a reader
-            if isinstance(record, dict):
-                yield record
+    """Objects of a JSON-lines file. A last line without its newline (torn write) is skipped,
+    and so is any line that is not an object: never fatal for a reader."""
+    for _, record, problem in jsonl_lines(path):
+        if problem is None:
+            yield record
 
 
 def shard_dirs(root: str | os.PathLike) -> list[Path]:
