@@ -3,8 +3,8 @@
 For each student preset: parameters (all and trainable), multiply-accumulates of one
 full forward pass (content and style at ``--size``, batch 1) counted by
 ``torch.utils.flop_counter.FlopCounterMode`` (GMAC = FLOPs / 2; matmuls and
-convolutions, which is nearly all of the work), and for presets that recolour by
-histogram specification, the median time of that path alone (style quantiles + the
+convolutions, which is nearly all of the work), and for presets with the colour prior
+(histogram specification), the median time of that path alone (style quantiles + the
 per-pixel lookup) at ``--size`` on this machine.
 
   python bench/model_stats.py                         # sttr-small and sttr-paper at 512
@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from styledistill.runtime import set_threads
 from styledistill.student import STTR
-from styledistill.student.sttr import channel_quantiles, match_channel_quantiles
+from styledistill.student.colour import channel_quantiles, match_channel_quantiles
 
 
 def gmacs(model: STTR, content: torch.Tensor, style: torch.Tensor) -> float:
@@ -34,7 +34,7 @@ def gmacs(model: STTR, content: torch.Tensor, style: torch.Tensor) -> float:
 
 def histogram_path_ms(model: STTR, content: torch.Tensor, style: torch.Tensor, repeats: int):
     """Median ms of the histogram colour transfer alone: style quantiles + content lookup."""
-    levels = model.config.d_model
+    levels = model.config.colour_prior.levels
 
     def once() -> float:
         start = time.perf_counter()
@@ -69,7 +69,7 @@ def main() -> None:
             f"({model.num_parameters(trainable_only=True):,} trainable), "
             f"{gmacs(model, content, style):.2f} GMAC at {args.size}x{args.size}"
         )
-        if model.config.colour_transfer == "histogram":
+        if model.config.colour_prior is not None:
             ms = histogram_path_ms(model, content, style, args.repeats)
             line += f", histogram path {ms:.1f} ms"
         print(line)

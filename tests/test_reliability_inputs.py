@@ -200,7 +200,7 @@ def test_the_budget_names_max_pixels_and_keeps_normal_sizes(
 ):
     from styledistill.budget import PixelBudgetError, check_memory, student_bytes_per_pixel
     from styledistill.student import Stylizer
-    from styledistill.student.sttr import preset_config
+    from styledistill.student.presets import preset_config
     from styledistill.teachers import create_teacher
     from styledistill.train import TrainConfig, train
 

@@ -5,7 +5,7 @@ web page serving one style to many photos):
 
 - ``OUT.style.onnx``: ``style [B,3,Hs,Ws]`` (padded, in [0,1]) + ``style_mask [B,Hs,Ws]``
   (bool, True on padding) -> the style memory, one named output per field of
-  :class:`~styledistill.student.sttr.StyleMemory`: ``memory [B,L,d]``, ``memory_pos
+  :class:`~styledistill.student.memory.StyleMemory`: ``memory [B,L,d]``, ``memory_pos
   [B,L,d]``, ``memory_mask [B,L]``, and with the small preset's parts ``style_colour
   [B,3,K]`` and ``style_stats_S [B,2C]`` per skip stride S.
 - ``OUT.onnx``: ``content [B,3,H,W]`` + ``content_mask [B,H,W]`` + the style tensors
@@ -257,7 +257,7 @@ def export_onnx(
         "config": json.dumps(model.config.to_dict()),
         "version": _version(),
     }
-    from .student.sttr import StyleMemory
+    from .student.memory import StyleMemory
 
     batch, tokens = "batch", "style_tokens"
     memory_names = StyleMemory.names(model.config)
@@ -382,7 +382,7 @@ def _graph_modules(model):
     """The two exportable halves of ``model`` as modules (torch is imported lazily here)."""
     from torch import nn
 
-    from .student.sttr import StyleMemory
+    from .student.memory import StyleMemory
 
     class StyleGraph(nn.Module):
         def __init__(self) -> None:

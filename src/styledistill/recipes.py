@@ -165,17 +165,7 @@ def pretrain_config(
     data: str | os.PathLike, out: str | os.PathLike, *, recipe: Recipe = Recipe(), **extra: Any
 ) -> TrainConfig:
     """Stage 1: sttr-small from ImageNet tokenizers on the offline pairs."""
-    return TrainConfig(
-        data=str(data),
-        out=str(out),
-        steps=recipe.pretrain_steps,
-        max_minutes=recipe.pretrain_minutes,
-        batch_size=recipe.batch_size,
-        seed=recipe.seed,
-        eval_every=max(1, recipe.pretrain_steps // 3),
-        save_every=max(1, recipe.pretrain_steps // 6),
-        **{**_SHARED, **extra},
-    )
+    return _stage_config(data, out, recipe, recipe.pretrain_steps, recipe.pretrain_minutes, extra)
 
 
 def finetune_config(
@@ -189,18 +179,35 @@ def finetune_config(
 ) -> TrainConfig:
     """Stage 2: from the pretrained student, on real StyleID pairs at the teacher's scale
     (crops of half the 512 px images' side, not resized)."""
+    stage = {
+        "init": str(init),
+        "val_data": None if val_data is None else str(val_data),
+        "crop_scale": [0.5, 0.5],
+    }
+    return _stage_config(
+        data, out, recipe, recipe.finetune_steps, recipe.finetune_minutes, {**stage, **extra}
+    )
+
+
+def _stage_config(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    recipe: Recipe,
+    steps: int,
+    minutes: float,
+    extra: dict[str, Any],
+) -> TrainConfig:
+    """A stage's TrainConfig: its length, evaluated 3 and saved 6 times, and the shared
+    settings (``extra`` over them)."""
     return TrainConfig(
         data=str(data),
         out=str(out),
-        init=str(init),
-        val_data=None if val_data is None else str(val_data),
-        crop_scale=[0.5, 0.5],
-        steps=recipe.finetune_steps,
-        max_minutes=recipe.finetune_minutes,
+        steps=steps,
+        max_minutes=minutes,
         batch_size=recipe.batch_size,
         seed=recipe.seed,
-        eval_every=max(1, recipe.finetune_steps // 3),
-        save_every=max(1, recipe.finetune_steps // 6),
+        eval_every=max(1, steps // 3),
+        save_every=max(1, steps // 6),
         **{**_SHARED, **extra},
     )
 

@@ -360,7 +360,8 @@ def check_before_training(config) -> None:
     from ..dataset.reader import read_manifest, split_keys
     from ..errors import ConfigError
     from ..outputs import check_not_an_input, check_output_folder
-    from ..student.sttr import STTRConfig, list_presets, preset_config
+    from ..student.presets import list_presets, preset_config
+    from ..student.sttr import STTRConfig
     from ..train.memory import check_training_memory
     from ..values import check_fields
 

@@ -309,7 +309,7 @@ def import_pairs(
     square stylized images (default: the most common size among them); others are
     skipped. Returns what was imported and what was skipped, and why.
     """
-    from .writer import JsonlAppender, _now, _write_json_atomic
+    from .writer import _write_json_atomic
 
     contents_dir = _check_folder(contents, "--contents")
     styles_dir = _check_folder(styles, "--styles")
@@ -341,9 +341,56 @@ def import_pairs(
     recorded = teacher_settings(teacher, settings)
     model_info = {"model_id": model, "revision": None} if model else {}
 
-    # every image is decoded here (intact, and its size); outputs are decoded again when
-    # written, so thousands of pairs never sit in memory at once
-    checked: list[tuple[_Triple, tuple[int, int], list[int], list[int]]] = []
+    checked = _check_images(triples, skipped, progress)
+    size, kept = _keep_size(checked, size, skipped)
+    description = _prepare(
+        out,
+        _describe(
+            teacher,
+            recorded,
+            model_info,
+            size,
+            {
+                "contents": str(contents_dir) if contents_dir else None,
+                "styles": str(styles_dir) if styles_dir else None,
+                "imported_from": str(pairs_file or stylized_dir),
+                "pattern": None if pairs_file else pattern,
+            },
+        ),
+    )
+    record = {"teacher": teacher, "teacher_config": recorded, "model": model_info}
+    summary, done, failures_path = _write_pairs(
+        out, kept, skipped, record, size, from_pairs_file=pairs_file is not None, progress=progress
+    )
+    pairs_done = len(done | {t.key for t, _, _ in kept})
+    description.update(
+        num_contents=len({t.content for t, _, _ in kept}),
+        num_styles=len({t.style for t, _, _ in kept}),
+        pairs_planned=max(pairs_done, len(done)),
+        num_shards=1,
+    )
+    _write_json_atomic(out / DATASET_FILE, description)
+    if warn is not None and summary.skipped:
+        for path, reason in summary.skipped[:10]:
+            warn(f"skipped {path}: {reason}")
+        if len(summary.skipped) > 10:
+            warn(f"... {len(summary.skipped) - 10} more in {failures_path}")
+    return summary
+
+
+#: A matched triple, its stylized image's ``(height, width)`` and the content's and
+#: style's ``[width, height]``.
+_Checked = tuple[_Triple, tuple[int, int], list[int], list[int]]
+
+
+def _check_images(
+    triples: list[_Triple], skipped: list[tuple[str, str]], progress: bool
+) -> list[_Checked]:
+    """Decode every image once (intact? what size?), adding what fails to ``skipped``.
+
+    Outputs are decoded again when written, so thousands of pairs never sit in memory
+    at once; a second stylized image for an already matched pair is skipped."""
+    checked: list[_Checked] = []
     shapes: dict[Path, list[int]] = {}
     seen_keys: dict[str, Path] = {}
     bar = progress_bar(total=len(triples), desc="check", unit="pair", disable=not progress)
@@ -367,6 +414,14 @@ def import_pairs(
         shape = (int(output.shape[-2]), int(output.shape[-1]))
         checked.append((triple, shape, shapes[triple.content], shapes[triple.style]))
     bar.close()
+    return checked
+
+
+def _keep_size(
+    checked: list[_Checked], size: int | None, skipped: list[tuple[str, str]]
+) -> tuple[int, list[tuple[_Triple, list[int], list[int]]]]:
+    """The dataset's side (``size``, or the most common square one) and the pairs whose
+    stylized image has it; the others go to ``skipped``."""
     if size is None:
         square = [shape for _, shape, _, _ in checked if shape[0] == shape[1]]
         size = int(Counter(square).most_common(1)[0][0][0]) if square else 0
@@ -381,24 +436,27 @@ def import_pairs(
             )
         else:
             kept.append((triple, content_size, style_size))
+    return size, kept
+
+
+def _write_pairs(
+    out: Path,
+    kept: list[tuple[_Triple, list[int], list[int]]],
+    skipped: list[tuple[str, str]],
+    record: dict[str, Any],
+    size: int,
+    *,
+    from_pairs_file: bool,
+    progress: bool,
+) -> tuple[ImportSummary, set[Any], Path]:
+    """Copy the pairs not yet in the shard, with their manifest lines, and list the new
+    skipped files in its failures file. ``record``: the teacher fields of each line.
+
+    Returns the summary, the keys the manifest held before, and the failures file."""
+    from .writer import JsonlAppender, _now
 
     shard = shard_name(0, 1)
     shard_dir = out / shard
-    description = _prepare(
-        out,
-        _describe(
-            teacher,
-            recorded,
-            model_info,
-            size,
-            {
-                "contents": str(contents_dir) if contents_dir else None,
-                "styles": str(styles_dir) if styles_dir else None,
-                "imported_from": str(pairs_file or stylized_dir),
-                "pattern": None if pairs_file else pattern,
-            },
-        ),
-    )
     summary = ImportSummary(out=out)
     shard_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = shard_dir / MANIFEST_FILE
@@ -413,7 +471,7 @@ def import_pairs(
     ):
         for path, reason in skipped:
             if path not in reported:
-                role = "pairs" if pairs_file and ":" in Path(path).name else "stylized"
+                role = "pairs" if from_pairs_file and ":" in Path(path).name else "stylized"
                 failures.append({"path": path, "role": role, "reason": reason, "time": _now()})
                 reported.add(path)
         summary.skipped = list(skipped)
@@ -431,10 +489,8 @@ def import_pairs(
                     "content_rel": triple.content_rel,
                     "style_rel": triple.style_rel,
                     "output": f"{shard}/{target.name}",
-                    "teacher": teacher,
-                    "teacher_config": recorded,
-                    "model": model_info,
-                    "seed": recorded.get("seed"),
+                    **record,
+                    "seed": record["teacher_config"].get("seed"),
                     "sizes": {"content": content_size, "style": style_size, "output": [size, size]},
                     "seconds": None,
                     "imported": {
@@ -448,17 +504,4 @@ def import_pairs(
             summary.imported += 1
             bar.update(1)
         bar.close()
-    pairs_done = len(done | {t.key for t, _, _ in kept})
-    description.update(
-        num_contents=len({t.content for t, _, _ in kept}),
-        num_styles=len({t.style for t, _, _ in kept}),
-        pairs_planned=max(pairs_done, len(done)),
-        num_shards=1,
-    )
-    _write_json_atomic(out / DATASET_FILE, description)
-    if warn is not None and summary.skipped:
-        for path, reason in summary.skipped[:10]:
-            warn(f"skipped {path}: {reason}")
-        if len(summary.skipped) > 10:
-            warn(f"... {len(summary.skipped) - 10} more in {failures_path}")
-    return summary
+    return summary, done, failures_path

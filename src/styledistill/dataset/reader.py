@@ -74,20 +74,11 @@ def jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any, str | None]
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Objects of a JSON-lines file. A last line without its newline (torn write) is skipped."""
-    with open(path, "rb") as fh:
-        for raw in fh:
-            if not raw.endswith(b"\n"):
-                return  # torn tail from a killed writer: not a finished record
-            line = raw.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # cannot happen with our writer; never fatal for a reader
-            if isinstance(record, dict):
-                yield record
+    """Objects of a JSON-lines file. A last line without its newline (torn write) is skipped,
+    and so is any line that is not an object: never fatal for a reader."""
+    for _, record, problem in jsonl_lines(path):
+        if problem is None:
+            yield record
 
 
 def shard_dirs(root: str | os.PathLike) -> list[Path]:
@@ -277,12 +268,13 @@ def _spread(values: list[int]) -> dict[str, int] | None:
     return {"min": ordered[0], "median": ordered[len(ordered) // 2], "max": ordered[-1]}
 
 
-def image_intact(path: str | os.PathLike) -> bool:
+def image_intact(path: str | os.PathLike, *, decode: bool = False) -> bool:
     """The image exists and every chunk checks out (PNG CRCs, complete to its end marker).
 
     Pillow's ``verify`` reads the whole file without decompressing pixels, so checking
     a big shard is quick; it catches truncated and bit-flipped files. (Formats without
-    a verifier, such as JPEG, are checked as far as their header.)
+    a verifier, such as JPEG, are checked as far as their header.) ``decode``: decode
+    every pixel instead, which a file can fail after passing ``verify``.
     """
     from PIL import Image
 
@@ -290,18 +282,7 @@ def image_intact(path: str | os.PathLike) -> bool:
         if os.path.getsize(path) == 0:
             return False
         with Image.open(path) as image:
-            image.verify()
-        return True
-    except Exception:
-        return False
-
-
-def _decodes(path: Path) -> bool:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            image.load()
+            image.load() if decode else image.verify()
         return True
     except Exception:
         return False
@@ -380,7 +361,7 @@ def dataset_info(root: str | os.PathLike, *, verify: bool = False) -> dict[str, 
             output = root / str(record.get("output"))
             if not output.is_file():
                 missing += 1
-            elif verify and not _decodes(output):
+            elif verify and not image_intact(output, decode=True):
                 corrupt += 1
         failures_file = shard / FAILURES_FILE
         failed = sum(1 for _ in iter_jsonl(failures_file)) if failures_file.is_file() else 0

@@ -1,10 +1,13 @@
-"""The student: the STTR model (``sttr.py`` and its parts), saving/loading and pretrained
-students (``modeling_utils.py``), and the inference API (``stylizer.py``)."""
+"""The student: the STTR model (``sttr.py`` and its parts), its presets (``presets.py``),
+saving/loading and pretrained students (``modeling_utils.py``), and the inference API
+(``stylizer.py``)."""
 
 from __future__ import annotations
 
+from .memory import StyleMemory
 from .modeling_utils import list_pretrained
-from .sttr import STTR, STTRConfig, StyleMemory, count_parameters, list_presets, register_preset
+from .presets import list_presets, register_preset
+from .sttr import STTR, STTRConfig, count_parameters
 from .stylizer import StyleCode, Stylizer
 
 __all__ = [

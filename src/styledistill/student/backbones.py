@@ -8,6 +8,7 @@ batches, as in DETR and the official STTR code.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -15,12 +16,13 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
 from ..weights_io import read_state_dict
 
-__all__ = ["BACKBONES", "BackboneSpec", "Tokenizer", "build_backbone"]
+__all__ = ["BACKBONES", "BackboneSpec", "Tokenizer", "build_backbone", "fold_frozen_batchnorm"]
 
 
 @dataclass(frozen=True)
@@ -181,3 +183,25 @@ class Tokenizer(nn.Module):
             if index in ends:
                 found[ends[index]] = x
         return self.proj(x), [found[stride] for stride in taps]
+
+
+def fold_frozen_batchnorm(module: nn.Module) -> None:
+    """Fold, in place, each frozen BatchNorm into the convolution just before it (what
+    onnxruntime does when it loads an export); the folded module no longer matches its
+    config's state dict."""
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    for parent in module.modules():
+        names = list(parent._modules)
+        for conv_name, norm_name in itertools.pairwise(names):
+            conv, norm = parent._modules[conv_name], parent._modules[norm_name]
+            if not (isinstance(conv, nn.Conv2d) and isinstance(norm, FrozenBatchNorm2d)):
+                continue
+            with torch.no_grad():
+                scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
+                bias = norm.bias - norm.running_mean * scale
+                if conv.bias is not None:
+                    bias = bias + conv.bias * scale
+                conv.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1))
+                conv.bias = nn.Parameter(bias)
+            parent._modules[norm_name] = nn.Identity()

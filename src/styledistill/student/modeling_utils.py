@@ -58,7 +58,7 @@ class ModelMixin:
     """``save_pretrained`` / ``from_pretrained`` for a module built from one config object.
 
     A subclass sets ``config_class`` (with ``to_dict``/``from_dict``), ``model_type`` (the
-    tag in config.json), and may override :meth:`model_card` and :meth:`_restore_buffers`.
+    tag in config.json), and may override :meth:`card_facts` and :meth:`_restore_buffers`.
     """
 
     config_class: ClassVar[Any]
@@ -68,11 +68,48 @@ class ModelMixin:
     def num_parameters(self, trainable_only: bool = False) -> int:
         return count_parameters(self, trainable_only=trainable_only)  # type: ignore[arg-type]
 
+    #: The model card's title (unless the card names one) and first sentence.
+    card_title: ClassVar[str] = "Student"
+    card_summary: ClassVar[str] = "A style-transfer student made with styledistill"
+
+    def card_facts(self) -> list[str]:
+        """The model card's architecture lines (``name: value``), from the config."""
+        return []
+
     def model_card(self, card: dict[str, Any]) -> str:
-        """The README.md written beside the weights (``card``: title, teacher, ... lines)."""
-        lines = [f"# {card.get('title', type(self).__name__)}", ""]
-        lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in card.items() if k != "title"]
-        return "\n".join(lines) + "\n"
+        """The README.md written beside the weights: ``card`` gives the title, training
+        data, teacher, a free ``body`` and any further ``name: value`` lines."""
+        teacher = card.get("teacher", "not recorded")
+        lines = [
+            f"# {card.get('title', self.card_title)}",
+            "",
+            f"{self.card_summary}, distilled from the teacher named below ({teacher}).",
+            "",
+            *(f"- {fact}" for fact in self.card_facts()),
+            f"- training data: {card.get('training_data', 'not recorded')}",
+            f"- teacher: {teacher}",
+        ]
+        lines += [
+            f"- {key.replace('_', ' ')}: {value}"
+            for key, value in card.items()
+            if key not in ("title", "training_data", "teacher", "body")
+        ]
+        if card.get("body"):
+            lines += ["", str(card["body"]).rstrip()]
+        lines += [
+            "",
+            "## Use",
+            "",
+            "```python",
+            "from styledistill.student import Stylizer",
+            "stylizer = Stylizer.from_pretrained('THIS_FOLDER')",
+            "stylizer('photo.jpg', 'painting.jpg').save('out.png')",
+            "```",
+            "",
+            "or `styledistill stylize THIS_FOLDER --content photo.jpg --style painting.jpg`.",
+            "",
+        ]
+        return "\n".join(lines)
 
     def save_pretrained(
         self, directory: str | os.PathLike, model_card: dict[str, Any] | None = None

@@ -16,22 +16,23 @@ happens inside. Inputs of any size are padded to a multiple of 32 with a mask, a
 output is cropped back to the content's size.
 
 The two halves export to ONNX separately, so a style is encoded once for many contents:
-``encode_style`` gives a :class:`StyleMemory` (named tensors), ``decode`` takes it.
+``encode_style`` gives a :class:`~styledistill.student.memory.StyleMemory` (named
+tensors), ``decode`` takes it.
 
-The small preset adds three parts behind their own modules and sub-configs: the AdaIN
-skips (``skips``), the colour prior (``colour``) and the content skip into a 1x1 output
-layer (:class:`SkipOutput`), which predicts a change to the colour prior's image.
-Backbones live in ``backbones``; saving and loading in ``modeling_utils``.
+The small preset's parts live in their own modules, each switched on by a setting: the
+AdaIN skips (``skips``), the colour prior (``colour``) and the 1x1 output layer over the
+content (``decoder.SkipOutput``). Also apart: the image decoder's stages (``decoder``),
+backbones (``backbones``), presets (``presets``), saving, loading and the model card
+(``modeling_utils``).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import itertools
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,20 +43,14 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..feature_stats import masked_mean_std
 from ..values import check_fields
-from .backbones import BACKBONES, Tokenizer
-from .colour import ColourPrior, ColourPriorConfig
+from .backbones import BACKBONES, Tokenizer, fold_frozen_batchnorm
+from .colour import ColourPriorConfig
+from .decoder import DecoderStage, SkipOutput
+from .memory import StyleMemory
 from .modeling_utils import ModelMixin, count_parameters
 from .skips import SkipConfig, adain
 
-__all__ = [
-    "STTR",
-    "STTRConfig",
-    "StyleMemory",
-    "count_parameters",
-    "list_presets",
-    "preset_config",
-    "register_preset",
-]
+__all__ = ["STTR", "STTRConfig", "StyleMemory", "count_parameters", "sine_position_encoding"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -214,76 +209,6 @@ class STTRConfig:
         return [max(2, width // 2**i) for i in range(self.upsample_stages)]
 
 
-# --------------------------------------------------------------------------- presets
-
-_PRESETS: dict[str, Callable[[], STTRConfig]] = {}
-
-
-def register_preset(name: str) -> Callable[[Callable[[], STTRConfig]], Callable[[], STTRConfig]]:
-    """Register a named configuration (timm style): ``STTR.from_preset(name)``."""
-
-    def wrap(fn: Callable[[], STTRConfig]) -> Callable[[], STTRConfig]:
-        _PRESETS[name] = fn
-        return fn
-
-    return wrap
-
-
-def preset_config(name: str, **overrides: Any) -> STTRConfig:
-    """A preset's STTRConfig with setting overrides (checked: names, types), unbuilt.
-
-    A sub-config setting is given as a dict (``skips={"strides": [8]}``) or None."""
-    if name not in _PRESETS:
-        raise ConfigError(f"unknown STTR preset {name!r}; choose from {', '.join(list_presets())}")
-    data = {**_PRESETS[name]().to_dict(), **overrides}
-    return STTRConfig.from_dict(data, source=f"preset {name}")
-
-
-def list_presets() -> list[str]:
-    return sorted(_PRESETS)
-
-
-@register_preset("sttr-paper")
-def _sttr_paper() -> STTRConfig:
-    """The official demo configuration: 45.6M parameters."""
-    return STTRConfig(name="sttr-paper")
-
-
-@register_preset("sttr-small")
-def _sttr_small() -> STTRConfig:
-    """Real time on a 2-core CPU, trained to reproduce StyleID's look.
-
-    Same structure, lighter parts: MobileNetV2 tokenizers (torchvision; ImageNet weights
-    ship offline, see ``scripts/setup.sh``), content and style tokens at stride 16 (the
-    style resized to 256 px: 256 style tokens), d=128 with 4 heads, FFN 256, 2 encoder +
-    1 decoder layer, no dropout (0.1 stalls a model this small), an image decoder
-    (128..16 channels, zero-padded convs) that receives AdaIN-matched content features at
-    strides 8 and 4 and, at full resolution, the content and the content
-    histogram-matched to the style, whose change the output is (bench/RESULTS.md,
-    "StyleID").
-    """
-    return STTRConfig(
-        name="sttr-small",
-        content_backbone="mobilenet_v2",
-        content_stride=16,
-        style_backbone="mobilenet_v2",
-        style_stride=16,
-        style_size=256,
-        d_model=128,
-        num_heads=4,
-        ffn_dim=256,
-        encoder_layers=2,
-        decoder_layers=1,
-        decoder_channels=[128, 64, 32, 16],
-        decoder_padding="zeros",
-        dropout=0.0,
-        content_skip=True,
-        colour_prior=ColourPriorConfig(levels=128),
-        skips=SkipConfig(strides=[8, 4]),
-        pad_multiple=32,
-    )
-
-
 # --------------------------------------------------------------------------- building blocks
 
 
@@ -410,168 +335,7 @@ class DecoderLayer(nn.Module):
         return self.norm3(x + self.drop3(self.ffn(x)))
 
 
-class ResidualBottleneck(nn.Module):
-    """Pre-activation bottleneck (BN, LeakyReLU, conv) x3 with inner width outer/2."""
-
-    def __init__(self, outer: int, inner: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.BatchNorm2d(outer),
-            nn.LeakyReLU(),
-            nn.Conv2d(outer, inner, 1),
-            nn.BatchNorm2d(inner),
-            nn.LeakyReLU(),
-            nn.Conv2d(inner, inner, 3, padding=1),
-            nn.BatchNorm2d(inner),
-            nn.LeakyReLU(),
-            nn.Conv2d(inner, outer, 1),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.net(x)
-
-
-class DecoderStage(nn.Module):
-    """One image-decoder stage: residual bottleneck, x2 upsampling, (skip,) pad, 3x3 conv.
-
-    ``conv_out=None`` stops after the bottleneck: the small preset's last stage, whose
-    upsampling and 1x1 conv :class:`SkipOutput` does (a 1x1 conv commutes with bilinear
-    upsampling, so its share of the features is taken at half resolution).
-    """
-
-    def __init__(self, width: int, conv_out: int | None, padding: str, skip: int = 0) -> None:
-        super().__init__()
-        self.bottleneck = ResidualBottleneck(width, max(1, width // 2))
-        self.upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
-        self.conv: nn.Module | None = None
-        self.pad: nn.Module = nn.Identity()
-        if conv_out is not None:
-            if padding == "reflect":
-                self.pad, self.conv = nn.ReflectionPad2d(1), nn.Conv2d(width + skip, conv_out, 3)
-            else:
-                self.conv = nn.Conv2d(width + skip, conv_out, 3, padding=1)
-
-    def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
-        x = self.bottleneck(x)
-        if self.conv is None:
-            return x
-        x = self.upsample(x)
-        if skip is not None:
-            x = torch.cat([x, skip.to(x.dtype)], dim=1)
-        return self.conv(self.pad(x))
-
-
-class SkipOutput(nn.Module):
-    """The small preset's output layer: one 1x1 conv over [the last stage's features, the
-    content, the content recoloured by the colour prior] at full resolution, giving the
-    change (logit) to the colour prior's image, or the image itself without the prior.
-
-    It starts at zero change: the untrained student is the colour prior's image (or,
-    without it, the content), and training learns what the teacher does beyond that.
-    """
-
-    def __init__(self, features: int, dim: int, colour: ColourPriorConfig | None) -> None:
-        super().__init__()
-        self.colour = ColourPrior(colour, dim) if colour is not None else None
-        images = 6 if self.colour is not None else 3
-        self.upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
-        self.conv = nn.Conv2d(features + images, 3, 1)
-        with torch.no_grad():
-            self.conv.weight[:, :features].mul_(0.1)
-            self.conv.weight[:, features:].zero_()
-            self.conv.bias.zero_()
-            if self.colour is None:  # start as the content itself: sigmoid(4 (c - 0.5))
-                for channel in range(3):
-                    self.conv.weight[channel, features + channel] = 4.0
-
-    def forward(
-        self, x: Tensor, content: Tensor, content_mask: Tensor | None, memory: StyleMemory
-    ) -> Tensor:
-        features = x.shape[1]
-        weight, bias = self.conv.weight, self.conv.bias
-        images = content
-        base_logit = None
-        if self.colour is not None:
-            assert memory.colour is not None
-            recoloured, base_logit = self.colour(
-                content, content_mask, memory.colour, memory.pooled()
-            )
-            images = torch.cat([content, recoloured], dim=1)
-        # the content enters centred: the bias takes the centring
-        centring = 0.5 * weight[:, features : features + 3].sum(dim=(1, 2, 3))
-        x = F.conv2d(x, weight[:, :features], bias - centring)
-        out = self.upsample(x) + F.conv2d(images, weight[:, features:])
-        return torch.sigmoid(out if base_logit is None else out + base_logit)
-
-
 # --------------------------------------------------------------------------- the model
-
-
-@dataclass
-class StyleMemory:
-    """An encoded style: everything ``decode`` needs from it, as named tensors.
-
-    ``tokens``/``pos`` ``[B,L,d]`` are the encoder's output and positions, ``mask``
-    ``[B,L]`` (True on padding; None when the style is unpadded); ``colour`` ``[B,3,K]``
-    the style's colour quantiles (colour prior); ``skip_stats`` one ``[B,2C]`` mean/std
-    of the style's backbone features per skip stride. A batch of 1 serves any content batch.
-    """
-
-    tokens: Tensor
-    pos: Tensor
-    mask: Tensor | None = None
-    colour: Tensor | None = None
-    skip_stats: tuple[Tensor, ...] = ()
-
-    def expand(self, batch: int) -> StyleMemory:
-        if self.tokens.shape[0] == batch:
-            return self
-        grow = lambda t: t.expand(batch, *t.shape[1:])  # noqa: E731
-        return StyleMemory(
-            grow(self.tokens),
-            grow(self.pos),
-            None if self.mask is None else grow(self.mask),
-            None if self.colour is None else grow(self.colour),
-            tuple(grow(s) for s in self.skip_stats),
-        )
-
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> StyleMemory:
-        move = lambda t: t.to(device, dtype)  # noqa: E731
-        return StyleMemory(
-            move(self.tokens),
-            move(self.pos),
-            None if self.mask is None else self.mask.to(device),
-            None if self.colour is None else self.colour.to(device, torch.float32),
-            tuple(move(s) for s in self.skip_stats),
-        )
-
-    def pooled(self) -> Tensor:
-        """Mean style token over the unpadded ones ``[B,d]`` (the colour prior's FiLM input)."""
-        if self.mask is None:
-            return self.tokens.mean(dim=1)
-        keep = (~self.mask).unsqueeze(-1).to(self.tokens.dtype)
-        return (self.tokens * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)
-
-    def tensors(self) -> tuple[Tensor, ...]:
-        """The fields as a flat tuple (the ONNX style graph's outputs, in :meth:`names`
-        order); the mask is always there (all False when unpadded)."""
-        mask = self.mask if self.mask is not None else torch.zeros_like(self.tokens[..., 0]).bool()
-        colour = () if self.colour is None else (self.colour,)
-        return (self.tokens, self.pos, mask, *colour, *self.skip_stats)
-
-    @staticmethod
-    def names(config: STTRConfig) -> tuple[str, ...]:
-        """Names of :meth:`tensors` for a model with ``config`` (the ONNX interface)."""
-        colour = ("style_colour",) if config.colour_prior is not None else ()
-        stats = tuple(f"style_stats_{stride}" for stride in config.skip_strides)
-        return ("memory", "memory_pos", "memory_mask", *colour, *stats)
-
-    @classmethod
-    def from_tensors(cls, config: STTRConfig, tensors: tuple[Tensor, ...]) -> StyleMemory:
-        """Inverse of :meth:`tensors` (the ONNX content graph's inputs)."""
-        tokens, pos, mask, *rest = tensors
-        colour = rest.pop(0) if config.colour_prior is not None else None
-        return cls(tokens, pos, mask, colour, tuple(rest))
 
 
 def _token_mask(mask: Tensor | None, features: Tensor, stride: int) -> Tensor:
@@ -586,6 +350,11 @@ class STTR(ModelMixin, nn.Module):
 
     config_class = STTRConfig
     model_type = "sttr"
+    card_title = "STTR style-transfer student"
+    card_summary = (
+        "A feed-forward style-transfer transformer (STTR, Wang et al., ACCV 2022) made with "
+        "styledistill"
+    )
 
     def __init__(
         self,
@@ -654,6 +423,8 @@ class STTR(ModelMixin, nn.Module):
         **overrides: Any,
     ) -> STTR:
         """A preset ("sttr-paper", "sttr-small") with optional setting overrides."""
+        from .presets import preset_config
+
         return cls(preset_config(name, **overrides), backbone_weights=backbone_weights)
 
     def _skip_stage(self, stride: int) -> int:
@@ -777,23 +548,8 @@ class STTR(ModelMixin, nn.Module):
         before it (onnxruntime does the same when it loads an export): the same outputs to
         float rounding, about 20% faster in eager mode on a CPU at 512 px (bench/student.py).
         It cannot be trained or saved: its tensors no longer match the config."""
-        from torchvision.ops.misc import FrozenBatchNorm2d
-
         folded = copy.deepcopy(self).eval()
-        for parent in folded.modules():
-            names = list(parent._modules)
-            for conv_name, norm_name in itertools.pairwise(names):
-                conv, norm = parent._modules[conv_name], parent._modules[norm_name]
-                if not (isinstance(conv, nn.Conv2d) and isinstance(norm, FrozenBatchNorm2d)):
-                    continue
-                with torch.no_grad():
-                    scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
-                    bias = norm.bias - norm.running_mean * scale
-                    if conv.bias is not None:
-                        bias = bias + conv.bias * scale
-                    conv.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1))
-                    conv.bias = nn.Parameter(bias)
-                parent._modules[norm_name] = nn.Identity()
+        fold_frozen_batchnorm(folded)
         folded.requires_grad_(False)
         folded._inference_only = True
         return folded
@@ -804,43 +560,14 @@ class STTR(ModelMixin, nn.Module):
         self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
 
-    def model_card(self, card: dict[str, Any]) -> str:
+    def card_facts(self) -> list[str]:
         config = self.config
         params = self.num_parameters()
-        lines = [
-            f"# {card.get('title', 'STTR style-transfer student')}",
-            "",
-            "A feed-forward style-transfer transformer (STTR, Wang et al., ACCV 2022) made with "
-            "styledistill, distilled from the teacher named below "
-            f"({card.get('teacher', 'not recorded')}).",
-            "",
-            f"- preset: {config.name}",
-            f"- parameters: {params:,} ({params / 1e6:.1f}M)",
-            f"- tokenizers: content {config.content_backbone}/stride {config.content_stride}, "
+        return [
+            f"preset: {config.name}",
+            f"parameters: {params:,} ({params / 1e6:.1f}M)",
+            f"tokenizers: content {config.content_backbone}/stride {config.content_stride}, "
             f"style {config.style_backbone}/stride {config.style_stride}",
-            f"- transformer: d={config.d_model}, {config.num_heads} heads, FFN {config.ffn_dim}, "
+            f"transformer: d={config.d_model}, {config.num_heads} heads, FFN {config.ffn_dim}, "
             f"{config.encoder_layers} encoder + {config.decoder_layers} decoder layers",
-            f"- training data: {card.get('training_data', 'not recorded')}",
-            f"- teacher: {card.get('teacher', 'not recorded')}",
         ]
-        lines += [
-            f"- {key.replace('_', ' ')}: {value}"
-            for key, value in card.items()
-            if key not in ("title", "training_data", "teacher", "body")
-        ]
-        if card.get("body"):
-            lines += ["", str(card["body"]).rstrip()]
-        lines += [
-            "",
-            "## Use",
-            "",
-            "```python",
-            "from styledistill.student import Stylizer",
-            "stylizer = Stylizer.from_pretrained('THIS_FOLDER')",
-            "stylizer('photo.jpg', 'painting.jpg').save('out.png')",
-            "```",
-            "",
-            "or `styledistill stylize THIS_FOLDER --content photo.jpg --style painting.jpg`.",
-            "",
-        ]
-        return "\n".join(lines)

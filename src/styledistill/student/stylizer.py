@@ -30,7 +30,8 @@ from ..images import (
     unfit,
 )
 from ..runtime import resolve_dtype
-from .sttr import STTR, StyleMemory
+from .memory import StyleMemory
+from .sttr import STTR
 
 __all__ = ["StyleCode", "Stylizer"]
 
@@ -97,29 +98,13 @@ class Stylizer:
 
     @classmethod
     def from_pretrained(
-        cls,
-        source: str | os.PathLike,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | str | None = None,
-        size: int | None = 512,
-        compile: bool = False,
-        channels_last: bool = True,
-        allow_pickle: bool = False,
-        max_pixels: int | None = None,
+        cls, source: str | os.PathLike, *, allow_pickle: bool = False, **options: Any
     ) -> Stylizer:
         """Load a student folder (e.g. ``runs/NAME/student``) or a pretrained name
-        (:func:`~styledistill.student.list_pretrained`)."""
+        (:func:`~styledistill.student.list_pretrained`); ``options`` are the constructor's
+        (``device``, ``size``...), so their defaults exist once."""
         model = STTR.from_pretrained(source, allow_pickle=allow_pickle)
-        return cls(
-            model,
-            device=device,
-            dtype=dtype,
-            size=size,
-            compile=compile,
-            channels_last=channels_last,
-            max_pixels=max_pixels,
-        )
+        return cls(model, **options)
 
     @property
     def config(self) -> Any:

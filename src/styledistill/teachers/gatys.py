@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from ..image_ops import histogram_matched
 from ..images import center_crop_resize, load_image
 from ..values import first_non_finite
-from .base import ImageLike
+from .base import ImageLike, pair_up
 from .registry import check_teacher_memory
 
 __all__ = ["GatysTeacher"]
@@ -126,18 +126,9 @@ class GatysTeacher:
         others (the losses are per image and Adam is per element). ``seeds`` are
         accepted for the protocol and change nothing.
         """
-        content_list, style_list = list(contents), list(styles)
-        if not content_list:
-            raise ConfigError("gatys teacher: no content images given")
-        if len(style_list) == 1 and len(content_list) > 1:
-            style_list = style_list * len(content_list)
-        if len(style_list) != len(content_list):
-            raise ConfigError(
-                f"gatys teacher: {len(content_list)} contents but {len(style_list)} styles; "
-                "give one style per content (or a single style)"
-            )
-        if batch_size is not None and batch_size < 1:
-            raise ConfigError(f"gatys teacher: batch_size must be >= 1, got {batch_size}")
+        content_list, style_list, _ = pair_up(
+            "gatys", contents, styles, batch_size=batch_size, seeds=seeds, default_seed=self.seed
+        )
         step = batch_size or 1
         outputs = []
         for start in range(0, len(content_list), step):

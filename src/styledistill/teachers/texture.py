@@ -14,15 +14,14 @@ the content has structure. Per scale and per patch size it repeats:
 3. **fuse the content** - ``X = (X + W * C) / (1 + W)`` with ``W`` large on the
    content's edges and small in flat areas (``W`` stands in for the paper's
    segmentation mask), then the style detail that average damped is added back;
-4. **transfer colour** - histogram matching of X to the style;
-5. **denoise** (optional, off by default) - a light edge-preserving (guided) filter.
+4. **transfer colour** - histogram matching of X to the style.
 
 It starts from the content (in the style's colours) plus strong noise at the
 coarsest scale, which lets the first, large patches replace it with style texture.
 Everything is vectorised (unfold/fold, batched matmul distances); the Python loops
 run over scales, patch sizes and iterations only.
 
-Deliberate departures from the paper, all switchable back (see :class:`TextureTeacher`):
+Deliberate departures from the paper (see :class:`TextureTeacher` for the switches):
 
 * ``content_fusion="luminance"`` fuses only brightness (``C`` = the content's luma,
   histogram-matched to the style's) by scaling each pixel's RGB, and
@@ -31,11 +30,10 @@ Deliberate departures from the paper, all switchable back (see :class:`TextureTe
   the paper's per-channel RGB matching (``"rgb"``) re-mixes channels and leaves colours
   the style never uses (a red nose on a grey ink painting).
 * content fusion no longer damps the style's fine texture (``fusion_detail_radius=2``
-  adds back the output detail the average took away) and the guided-filter denoiser
-  is off (``denoise_radius=0``): measured by ``bench/texture_defaults.py``, on real
-  paintings they move the output's texture statistics ~40% of the way from the
-  content's toward the style's, where the old settings moved them away (-42%);
-  :data:`PREVIOUS_DEFAULTS` restores the old behaviour;
+  adds back the output detail the average took away) and there is no final denoiser:
+  on real paintings this moves the output's texture statistics ~40% of the way from the
+  content's toward the style's, where the plain average with a guided-filter denoiser
+  moved them away (-42%; bench/RESULTS.md, "Texture teacher defaults");
 * default gaps ``(28, 18, 11, 8)`` instead of ``(28, 18, 8, 5)``: with the paper's
   small gaps each pixel averages 2-4 overlapping patches, which blurs the style's
   crisp colours into in-between ones (RGB-uv histogram distance to the style ~2x
@@ -58,10 +56,10 @@ from ..errors import ConfigError
 from ..image_ops import box_filter, edge_mask, luminance, scale_to_luminance
 from ..images import center_crop_resize, load_image
 from ..values import first_non_finite
-from .base import ImageLike
+from .base import ImageLike, pair_up
 from .registry import check_teacher_memory
 
-__all__ = ["PREVIOUS_DEFAULTS", "PreparedTextureStyle", "TextureTeacher", "match_histograms"]
+__all__ = ["PreparedTextureStyle", "TextureTeacher", "match_histograms"]
 
 # Rows of the (output patches x style patches) distance matrix computed at once; bounds
 # the temporary to ~16 MB whatever the image size.
@@ -69,13 +67,6 @@ _DISTANCE_BLOCK_ELEMENTS = 4_000_000
 # Seed of the randomized PCA. Fixed (not the stylize seed) so a prepared style is the
 # same whichever pair asked for it first.
 _PCA_SEED = 1234
-#: The defaults before they were chosen by measured texture transfer (bench/texture_defaults.py);
-#: ``TextureTeacher(**PREVIOUS_DEFAULTS)`` reproduces datasets made with them.
-PREVIOUS_DEFAULTS: dict[str, float] = {
-    "denoise_radius": 1,
-    "content_weight": 1.0,
-    "fusion_detail_radius": 0,
-}
 
 
 # --------------------------------------------------------------------------- prepared style
@@ -207,17 +198,6 @@ def _resize(image: torch.Tensor, side: int) -> torch.Tensor:
     )[0].clamp(0.0, 1.0)
 
 
-def _guided_denoise(x: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
-    """Self-guided filter (He et al.): smooths noise, keeps edges whose variance >> eps."""
-    if radius <= 0 or eps <= 0 or min(x.shape[-2:]) <= 2 * radius:
-        return x
-    mean = box_filter(x, radius)
-    var = (box_filter(x * x, radius) - mean * mean).clamp_min(0)
-    a = var / (var + eps)
-    b = mean - a * mean
-    return box_filter(a, radius) * x + box_filter(b, radius)
-
-
 def _pca_basis(
     centred: torch.Tensor, energy: float, max_components: int, exact: bool
 ) -> torch.Tensor:
@@ -295,10 +275,6 @@ class TextureTeacher:
       subspace keeps, and its largest dimension.
     * ``exact_pca`` - full covariance eigendecomposition instead of randomized PCA
       (slower for big patches; for comparison).
-    * ``denoise_radius`` / ``denoise_eps`` - the guided filter (on luminance) after each
-      round; eps ~ the variance of what counts as noise. Off (radius 0) by default: on
-      real paintings it erased most of the style's fine texture (radius 1 was the
-      previous default).
     * ``fusion_detail_radius`` - after the content fusion, add back the style detail
       it damped (the output minus its box-filtered mean, radius r), so the pasted style
       texture keeps its strength while the content's layout and edges stay; 2 by
@@ -336,8 +312,6 @@ class TextureTeacher:
         pca_energy: float = 0.95,
         pca_max_components: int = 48,
         exact_pca: bool = False,
-        denoise_radius: int = 0,
-        denoise_eps: float = 0.002,
         content_fusion: str = "luminance",
         fusion_detail_radius: int = 2,
         colour_transfer: str = "luminance",
@@ -367,8 +341,6 @@ class TextureTeacher:
         self.pca_energy = float(pca_energy)
         self.pca_max_components = int(pca_max_components)
         self.exact_pca = bool(exact_pca)
-        self.denoise_radius = int(denoise_radius)
-        self.denoise_eps = float(denoise_eps)
         self.content_fusion = str(content_fusion)
         self.fusion_detail_radius = int(fusion_detail_radius)
         self.colour_transfer = str(colour_transfer)
@@ -405,8 +377,6 @@ class TextureTeacher:
             "pca_energy": self.pca_energy,
             "pca_max_components": self.pca_max_components,
             "exact_pca": self.exact_pca,
-            "denoise_radius": self.denoise_radius,
-            "denoise_eps": self.denoise_eps,
             "content_fusion": self.content_fusion,
             "fusion_detail_radius": self.fusion_detail_radius,
             "colour_transfer": self.colour_transfer,
@@ -461,27 +431,12 @@ class TextureTeacher:
         core, and it keeps each output bit-identical however pairs are batched, so
         ``batch_size`` only bounds how many pairs are held prepared at once.
         """
-        content_list = list(contents)
-        style_list = list(styles)
-        if not content_list:
-            raise ConfigError("texture teacher: no content images given")
-        if len(style_list) == 1 and len(content_list) > 1:
-            style_list = style_list * len(content_list)
-        if len(style_list) != len(content_list):
-            raise ConfigError(
-                f"texture teacher: {len(content_list)} contents but {len(style_list)} styles; "
-                "give one style per content (or a single style)"
-            )
-        if seeds is None:
-            seeds = [self.seed] * len(content_list)
-        seeds = [int(s) for s in seeds]
-        if len(seeds) != len(content_list):
-            raise ConfigError(f"texture teacher: {len(seeds)} seeds for {len(content_list)} pairs")
-        if batch_size is not None and batch_size < 1:
-            raise ConfigError(f"texture teacher: batch_size must be >= 1, got {batch_size}")
+        content_list, style_list, seed_list = pair_up(
+            "texture", contents, styles, batch_size=batch_size, seeds=seeds, default_seed=self.seed
+        )
         outputs = []
         prepared_cache: dict[int, PreparedTextureStyle] = {}
-        for content, style, seed in zip(content_list, style_list, seeds):
+        for content, style, seed in zip(content_list, style_list, seed_list):
             key = id(style)
             if key not in prepared_cache:
                 prepared_cache[key] = self.prepare_style(style)
@@ -538,8 +493,6 @@ class TextureTeacher:
             fail(f"style_rotations must be 1..4, got {self.style_rotations}")
         if not 0 < self.pca_energy <= 1 or self.pca_max_components < 1:
             fail("pca_energy must be in (0, 1] and pca_max_components >= 1")
-        if self.denoise_radius < 0 or self.denoise_eps < 0:
-            fail("denoise_radius and denoise_eps must be >= 0")
         if self.fusion_detail_radius < 0:
             fail(f"fusion_detail_radius must be >= 0, got {self.fusion_detail_radius}")
         if self.content_fusion not in ("luminance", "rgb"):
@@ -649,11 +602,6 @@ class TextureTeacher:
                         output = level.transfer_brightness(output)
                     else:
                         output = level.transfer_colours(output)
-                    if self.denoise_radius > 0:  # on luminance only, keeping chroma
-                        smooth = _guided_denoise(
-                            luminance(output), self.denoise_radius, self.denoise_eps
-                        )
-                        output = scale_to_luminance(output, smooth)
         assert output is not None
         return output.clamp(0.0, 1.0).contiguous()
 

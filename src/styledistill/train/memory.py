@@ -17,7 +17,8 @@ from .config import TrainConfig
 
 def check_training_memory(config: TrainConfig, device: Any = None) -> None:
     """Refuse (one line) a ``batch_size x size x size`` step that cannot fit on ``device``."""
-    from ..student.sttr import STTR, preset_config
+    from ..student.presets import preset_config
+    from ..student.sttr import STTR
 
     if config.init is not None:
         student = STTR.read_config(config.init)[1]

@@ -117,17 +117,9 @@ def set_up(
 
 
 def _loss_function(config: TrainConfig) -> nn.Module:
-    from ..losses import DistillationLoss, LossWeights
+    from ..losses import TERMS, DistillationLoss, LossWeights
 
-    weights = LossWeights(
-        pixel=config.pixel_weight,
-        perceptual=config.perceptual_weight,
-        texture=config.texture_weight,
-        feature=config.feature_weight,
-        stats=config.stats_weight,
-        content=config.content_weight,
-        style=config.style_weight,
-    )
+    weights = LossWeights(**{term: getattr(config, f"{term}_weight") for term in TERMS})
     return DistillationLoss(
         weights,
         network=config.loss_network,
