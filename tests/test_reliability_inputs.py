@@ -90,17 +90,17 @@ def test_export_replaces_existing_files_only_with_overwrite(
     assert main([*args, "--overwrite"]) == 0 and len(calls) == 1
 
 
-def test_samples_keep_a_users_file_unless_overwrite(tmp_path, capsys):
+def test_samples_refuse_a_users_file_unless_overwrite(tmp_path, capsys):
     own = tmp_path / "smp" / "styles" / "ink_wash.png"
     _image(own, size=(20, 20), seed=3)
     before = own.read_bytes()
     args = ["samples", "--out", str(tmp_path / "smp"), "--no-contents", "--size", "16", "--quiet"]
-    assert main([*args, "--styles", "ink_wash,pointillism"]) == 0
-    printed = capsys.readouterr().out
-    assert "kept 1 existing file(s), not overwritten" in printed and "ink_wash.png" in printed
+    assert main([*args, "--styles", "pointillism,ink_wash"]) == 2
+    _one_line_error(capsys, "samples", "ink_wash.png", "already exists", "--overwrite")
     assert own.read_bytes() == before
-    assert Image.open(tmp_path / "smp" / "styles" / "pointillism.png").size == (16, 16)
-    assert main([*args, "--styles", "ink_wash", "--overwrite"]) == 0
+    assert not (tmp_path / "smp" / "styles" / "pointillism.png").exists()  # refused before any work
+    assert main([*args, "--styles", "pointillism"]) == 0
+    assert main([*args, "--styles", "ink_wash,pointillism", "--overwrite"]) == 0
     assert Image.open(own).size == (16, 16)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 HELP = "write sample photos and generated style images (no network needed)"
 DESCRIPTION = """\
@@ -65,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace files already in --out (without it they are kept and listed)",
+        help="replace files already in --out (without it an existing file is refused, "
+        "before anything is written)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -80,27 +82,29 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seed {args.seed}: use a non-negative integer")
     if args.no_contents and args.no_styles:
         raise ConfigError("--no-contents and --no-styles together leave nothing to write")
-    from ..outputs import check_output_folder
+    from ..outputs import OutputError, check_output_folder
+    from ..samples import sample_targets
 
+    styles = [] if args.no_styles else _selected(args.styles)
+    contents = [] if args.no_contents else _selected(args.contents)
+    if not args.overwrite:
+        existing = [p for _, _, p in sample_targets(args.out, styles=styles, contents=contents)]
+        existing = [p for p in existing if os.path.lexists(p)]
+        if existing:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise OutputError(
+                f"--out {existing[0]}{more}: already exists; pass --overwrite to replace it"
+            )
     check_output_folder(args.out, "--out", need_bytes=16 * args.size * args.size * 3)
     written = write_samples(
         args.out,
         size=args.size,
         seed=args.seed,
-        styles=[] if args.no_styles else _selected(args.styles),
-        contents=[] if args.no_contents else _selected(args.contents),
+        styles=styles,
+        contents=contents,
         progress=not args.quiet,
-        overwrite=args.overwrite,
     )
-    kept = written.pop("kept", [])
     for kind, paths in written.items():
         if paths:
             print(f"{kind}: {len(paths)} images in {paths[0].parent}")
-    if kept:
-        names = ", ".join(str(path.relative_to(args.out)) for path in kept[:5])
-        more = f" and {len(kept) - 5} more" if len(kept) > 5 else ""
-        print(
-            f"kept {len(kept)} existing file(s), not overwritten (--overwrite replaces them): "
-            f"{names}{more}"
-        )
     return 0
