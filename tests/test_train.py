@@ -83,6 +83,8 @@ def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
         "pixel_weight": 1.0,  # pixel L1 only: tiny runs need no loss network
         "perceptual_weight": 0.0,
         "texture_weight": 0.0,
+        "feature_weight": 0.0,
+        "stats_weight": 0.0,
         "backbone_weights": None,
         "ema": 0.9,
         "log_every": 2,

@@ -71,21 +71,19 @@ class TrainConfig:
     loss_network_weights: str = "imagenet"
     #: Tokenizer backbones: "imagenet" (torchvision's file), a local file, or None (random).
     backbone_weights: str | None = "imagenet"
-    #: The loss mix picked by bench/distill_quality.py for sttr-small: pixel L1 prefers a
-    #: blur of the teacher to the teacher itself, so it stays low and the texture term
-    #: (feature mean/std of the student vs the teacher's output) carries the texture.
-    pixel_weight: float = 0.25
-    perceptual_weight: float = 0.2
-    texture_weight: float = 2.0
+    #: The loss mix of the StyleID recipe (``styledistill.recipes``, chosen on
+    #: bench/styleid_real.py's split): pixel L1, plus the LPIPS-style distance
+    #: (unit-normalised features) and the per-image feature mean/std distance to the
+    #: teacher's output on the loss network (losses.py). ``perceptual`` (feature MSE) and
+    #: ``texture`` (mean/std over tiles) are the older texture-teacher terms, off.
+    pixel_weight: float = 1.0
+    perceptual_weight: float = 0.0
+    texture_weight: float = 0.0
     #: The texture term's statistics over an N x N grid of tiles of each feature map
-    #: (1: the whole map). Whole-map statistics let sttr-small learn global colour and
-    #: contrast washes that move away from the teacher; 2x2 tiles kept 3 more points of
-    #: the feature gap in an 8-minute run (bench/distill_quality.py, bench/RESULTS.md).
+    #: (1: the whole map).
     texture_tiles: int = 2
-    #: LPIPS-style distance (unit-normalised features) and per-image feature mean/std
-    #: distance to the teacher output, on the loss network (losses.py).
-    feature_weight: float = 0.0
-    stats_weight: float = 0.0
+    feature_weight: float = 1.0
+    stats_weight: float = 1.0
     content_weight: float = 0.0
     style_weight: float = 0.0
     ema: float = 0.999
