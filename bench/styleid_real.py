@@ -28,6 +28,11 @@ removes (0: no better than histogram matching; negative: farther from StyleID).
     python bench/styleid_real.py --work /tmp/sr --fold B
     python bench/styleid_real.py --work /tmp/sr --score-only --grid docs/styleid_real.jpg
     python bench/styleid_real.py --work /tmp/sr --teachers-only   # the stand-in teachers
+    python bench/styleid_real.py --work /tmp/held --test-data more_styleid/ --grid held.jpg
+
+``--test-data DIR`` scores the shipped ``styleid-small`` (and any ``--student``) on every
+pair of another folder of StyleID outputs, as one group ``test``: new contents and styles
+check the shipped student itself, which trained on all 64 pairs here.
 
 Each step reuses what is already in ``--work`` (datasets, teacher outputs, students), so
 a killed run continues and a finished one rescores in a minute.
@@ -106,24 +111,50 @@ def student_runner(source: str | Path):
     )
 
 
-def score(args: argparse.Namespace, fold: Fold, rows: dict, keep=None) -> dict:
+def fold_groups(data: Path, fold: Fold) -> dict[str, list[tuple[Path, Path, Path]]]:
+    """(content, style, StyleID output) paths of each test group of a fold."""
+    return {g: [paths(data, c, s) for c, s in fold.pairs(g)] for g in GROUPS}
+
+
+def folder_pairs(data: Path) -> list[tuple[Path, Path, Path]]:
+    """Every pair of a StyleID output folder: ``stylized/{content}_stylized_{style}.png``
+    with ``contents/{content}.*`` and ``styles/{style}.*`` (any image extension)."""
+    from styledistill.images import list_images
+
+    def by_stem(folder: Path) -> dict[str, Path]:
+        return {p.stem: p for p in list_images(folder)} if folder.is_dir() else {}
+
+    contents, styles = by_stem(data / "contents"), by_stem(data / "styles")
+    found = []
+    for target in sorted(by_stem(data / "stylized").values()):
+        content, sep, style = target.stem.partition("_stylized_")
+        if sep and content in contents and style in styles:
+            found.append((contents[content], styles[style], target))
+    return found
+
+
+def score(groups: dict[str, list[tuple[Path, Path, Path]]], rows: dict, keep=None) -> dict:
     """Per group and row: mean measures and gains over the group's pairs."""
     from styledistill.image_ops import histogram_matched
-    from styledistill.images import load_image
+    from styledistill.images import center_crop_resize, load_image
     from styledistill.metrics.fidelity import psnr, ssim
     from styledistill.metrics.perceptual import EfficientNetLite0, PerceptualDistance
     from styledistill.runtime import progress_bar
 
     distance = PerceptualDistance(EfficientNetLite0.from_file())
     results: dict[str, dict] = {}
-    todo = [(g, pair) for g in GROUPS for pair in fold.pairs(g)]
+    todo = [(g, triple) for g, triples in groups.items() for triple in triples]
     sums: dict[str, dict[str, dict[str, float]]] = {}
-    for group, (c, s) in progress_bar(todo, desc="score", unit="pair"):
-        content_path, style_path, target_path = paths(args.data, c, s)
-        content, style, target = (load_image(p) for p in (content_path, style_path, target_path))
+    for group, (content_path, style_path, target_path) in progress_bar(
+        todo, desc="score", unit="pair"
+    ):
+        target = load_image(target_path)
+        side = int(target.shape[-1])  # StyleID's outputs are square
+        content = center_crop_resize(load_image(content_path), side)
+        style = load_image(style_path)
         outputs = {"content": content, "hist-matched": histogram_matched(content, style)}
         for name, run in rows.items():
-            outputs[name] = run(content_path, style_path)
+            outputs[name] = center_crop_resize(run(content_path, style_path), side)
         batch = torch.stack(list(outputs.values())).float()
         targets = target[None].expand_as(batch)
         values = {"psnr": psnr(batch, targets), "ssim": ssim(batch, targets)}
@@ -133,9 +164,9 @@ def score(args: argparse.Namespace, fold: Fold, rows: dict, keep=None) -> dict:
             for measure in MEASURES:
                 row[measure] += float(values[measure][index])
         if keep is not None:
-            keep(group, (c, s), {"style": style, "StyleID": target, **outputs})
+            keep(group, target_path.stem, {"style": style, "StyleID": target, **outputs})
     for group, by_row in sums.items():
-        count = len(fold.pairs(group))
+        count = len(groups[group])
         means = {row: {m: v / count for m, v in ms.items()} for row, ms in by_row.items()}
         base = means["hist-matched"]
         for row in means.values():
@@ -164,12 +195,12 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def save_grid(cells: dict, path: Path) -> None:
+def save_grid(cells: dict, path: Path, student: str) -> None:
     """content | style | StyleID | hist-matched | peer | student, one row per pair."""
     from styledistill.images import image_grid
 
     columns = ["content", "style", "StyleID", "hist-matched", "peer", "student"]
-    keys = ["content", "style", "StyleID", "hist-matched", PEER, STUDENT]
+    keys = ["content", "style", "StyleID", "hist-matched", PEER, student]
     rows = [[outputs[key] for key in keys] for outputs in cells.values()]
     path.parent.mkdir(parents=True, exist_ok=True)
     image_grid(rows, column_labels=columns, cell_size=256).save(path, quality=90)
@@ -178,6 +209,7 @@ def save_grid(cells: dict, path: Path) -> None:
 PEER = "peer: Magenta arbitrary (int8 ONNX)"
 OFFLINE = "sttr-small, offline-teacher pairs only"
 STUDENT = "sttr-small, + real StyleID pairs"
+SHIPPED = "styleid-small (shipped)"
 
 
 def main() -> int:
@@ -196,6 +228,15 @@ def main() -> int:
         "--teachers-only", action="store_true", help="rows: baselines and offline teachers only"
     )
     parser.add_argument(
+        "--test-data",
+        type=Path,
+        metavar="DIR",
+        help="score on every pair of this StyleID folder (contents/, styles/, stylized/"
+        "{content}_stylized_{style}.png) instead of a fold; trains nothing; students: "
+        "the shipped styleid-small and --student",
+    )
+    parser.add_argument("--no-teachers", action="store_true", help="leave out the teacher rows")
+    parser.add_argument(
         "--student",
         action="append",
         default=[],
@@ -206,19 +247,25 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if not (args.data / "stylized").is_dir():
-        print(
-            f"error: --data {args.data}: no stylized/ folder (real StyleID outputs)",
-            file=sys.stderr,
-        )
+    data = args.test_data or args.data
+    if not (data / "stylized").is_dir():
+        print(f"error: {data}: no stylized/ folder (real StyleID outputs)", file=sys.stderr)
         return 2
     fold = FOLDS[args.fold]
-    work = args.work / f"fold{args.fold}"
+    if args.test_data:
+        groups = {"test": folder_pairs(args.test_data)}
+        if not groups["test"]:
+            print(f"error: --test-data {data}: no complete pair found", file=sys.stderr)
+            return 2
+        work = args.work / "test_data"
+    else:
+        groups = fold_groups(args.data, fold)
+        work = args.work / f"fold{args.fold}"
     start = time.perf_counter()
-    rows: dict = {
-        "texture teacher (old stand-in)": teacher_runner("texture", work / "texture_512"),
-        "gatys teacher (new stand-in)": teacher_runner("gatys", work / "gatys_512"),
-    }
+    rows: dict = {}
+    if not args.no_teachers:
+        rows["texture teacher (old stand-in)"] = teacher_runner("texture", work / "texture_512")
+        rows["gatys teacher (new stand-in)"] = teacher_runner("gatys", work / "gatys_512")
     if not args.teachers_only:
         rows[PEER] = peer_runner()
         from styledistill.student import STTR
@@ -228,7 +275,9 @@ def main() -> int:
             torch.manual_seed(0)
             STTR.from_preset("sttr-small", backbone_weights="imagenet").save_pretrained(untrained)
         rows["sttr-small untrained"] = student_runner(untrained)
-        if args.score_only:
+        if args.test_data:
+            students = {SHIPPED: "styleid-small"}
+        elif args.score_only:
             students = {
                 OFFLINE: work / "offline_student" / "student",
                 STUDENT: work / "real_student" / "student",
@@ -241,17 +290,20 @@ def main() -> int:
             name, _, source = entry.partition("=")
             rows[name] = student_runner(source)
     cells: dict = {}
+    grid_group = "test" if args.test_data else "unseen_both"
 
     def keep(group, pair, outputs):
-        if group == "unseen_both" and args.grid and not args.teachers_only:
+        if group == grid_group and args.grid and not args.teachers_only and len(cells) < 8:
             cells[pair] = outputs
 
-    results = score(args, fold, rows, keep)
-    print(f"\n## StyleID real, fold {args.fold}: {machine_line()}\n")
+    results = score(groups, rows, keep)
+    where = f"--test-data {data}" if args.test_data else f"fold {args.fold}"
+    print(f"\n## StyleID real, {where}: {machine_line()}\n")
     print(markdown(results))
+    work.mkdir(parents=True, exist_ok=True)
     (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     if args.grid and cells:
-        save_grid(cells, args.grid)
+        save_grid(cells, args.grid, SHIPPED if args.test_data else STUDENT)
         print(f"grid -> {args.grid}")
     print(f"({time.perf_counter() - start:.0f} s)")
     return 0
