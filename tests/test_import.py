@@ -215,3 +215,17 @@ def test_nothing_to_import_exits_1_and_bad_arguments_are_one_line(official, tmp_
     )
     err = capsys.readouterr().err.strip()
     assert "error: --stylized" in err and "no such folder" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("preset", ["sttr-small", "sttr-paper"])
+def test_both_presets_train_on_imported_pairs(official, tmp_path, train_args, preset):
+    """The paper's STTR trains on the same imported StyleID data as the small student
+    (tiny sizes of each preset: the tokenizers, widths and depths of ``train_args``)."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert _import(official, data) == 0
+    steps = ["--preset", preset, "--steps", "2", "--eval-every", "2", "--save-every", "2"]
+    assert main(train_args(data, run, *steps)) == 0
+    config = json.loads((run / "student" / "config.json").read_text())
+    assert config["name"] == preset
+    assert (config.get("colour_prior") is None) == (preset == "sttr-paper")  # no small extras
+    assert config["extra"]["teacher"].startswith("styleid")

@@ -49,7 +49,8 @@ class DemoPlan:
     eval_every: int
     #: The pretrained MobileNetV2 tokenizers move ten times slower than the rest.
     backbone_lr: float = 1e-4
-    #: Loss (MobileNetV2 features, ImageNet weights that ship offline); see bench/distill_quality.py.
+    #: Loss for the texture teacher's patch mosaics (MobileNetV2 features, ImageNet weights
+    #: that ship offline): pixel L1 low, feature statistics over 2x2 tiles carry the texture.
     pixel_weight: float = 0.25
     perceptual_weight: float = 0.2
     texture_weight: float = 2.0
