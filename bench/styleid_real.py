@@ -29,6 +29,7 @@ removes (0: no better than histogram matching; negative: farther from StyleID).
     python bench/styleid_real.py --work /tmp/sr --score-only --grid docs/styleid_real.jpg
     python bench/styleid_real.py --work /tmp/sr --teachers-only   # the stand-in teachers
     python bench/styleid_real.py --work /tmp/held --test-data more_styleid/ --grid held.jpg
+    python bench/styleid_real.py --work /tmp/sr --shipped-held-out
 
 ``--test-data DIR`` scores the shipped ``styleid-small`` (and any ``--student``) on every
 pair of another folder of StyleID outputs, as one group ``test``: new contents and styles
@@ -133,6 +134,14 @@ def folder_pairs(data: Path) -> list[tuple[Path, Path, Path]]:
     return found
 
 
+def shipped_held_out(data: Path, work: Path) -> dict[str, list[tuple[Path, Path, Path]]]:
+    """The pairs the shipped student's fine-tuning held out (``recipes.held_out_pairs`` of
+    all 64 pairs, as ``scripts/train_pretrained.py`` ran it)."""
+    from styledistill.recipes import held_out_pairs, import_styleid_pairs
+
+    return held_out_pairs(import_styleid_pairs(data, FOLDS["A"].pairs("all"), work / "all_pairs"))
+
+
 def score(groups: dict[str, list[tuple[Path, Path, Path]]], rows: dict, keep=None) -> dict:
     """Per group and row: mean measures and gains over the group's pairs."""
     from styledistill.image_ops import histogram_matched
@@ -235,6 +244,13 @@ def main() -> int:
         "{content}_stylized_{style}.png) instead of a fold; trains nothing; students: "
         "the shipped styleid-small and --student",
     )
+    parser.add_argument(
+        "--shipped-held-out",
+        action="store_true",
+        help="score the shipped styleid-small on the pairs its fine-tuning held out "
+        "(train's validation split of all 64 pairs: a content and a style in no real pair "
+        "it trained on; its gatys pretraining pairs did hold them)",
+    )
     parser.add_argument("--no-teachers", action="store_true", help="leave out the teacher rows")
     parser.add_argument(
         "--student",
@@ -258,6 +274,9 @@ def main() -> int:
             print(f"error: --test-data {data}: no complete pair found", file=sys.stderr)
             return 2
         work = args.work / "test_data"
+    elif args.shipped_held_out:
+        work = args.work / "shipped_held_out"
+        groups = shipped_held_out(args.data, work)
     else:
         groups = fold_groups(args.data, fold)
         work = args.work / f"fold{args.fold}"
@@ -275,7 +294,7 @@ def main() -> int:
             torch.manual_seed(0)
             STTR.from_preset("sttr-small", backbone_weights="imagenet").save_pretrained(untrained)
         rows["sttr-small untrained"] = student_runner(untrained)
-        if args.test_data:
+        if args.test_data or args.shipped_held_out:
             students = {SHIPPED: "styleid-small"}
         elif args.score_only:
             students = {
@@ -290,20 +309,27 @@ def main() -> int:
             name, _, source = entry.partition("=")
             rows[name] = student_runner(source)
     cells: dict = {}
-    grid_group = "test" if args.test_data else "unseen_both"
+    grid_group = "test" if args.test_data else next(reversed(groups))
 
     def keep(group, pair, outputs):
         if group == grid_group and args.grid and not args.teachers_only and len(cells) < 8:
             cells[pair] = outputs
 
     results = score(groups, rows, keep)
-    where = f"--test-data {data}" if args.test_data else f"fold {args.fold}"
+    where = (
+        f"--test-data {data}"
+        if args.test_data
+        else "the shipped student's held-out pairs"
+        if args.shipped_held_out
+        else f"fold {args.fold}"
+    )
     print(f"\n## StyleID real, {where}: {machine_line()}\n")
     print(markdown(results))
     work.mkdir(parents=True, exist_ok=True)
     (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     if args.grid and cells:
-        save_grid(cells, args.grid, SHIPPED if args.test_data else STUDENT)
+        shipped = args.test_data or args.shipped_held_out
+        save_grid(cells, args.grid, SHIPPED if shipped else STUDENT)
         print(f"grid -> {args.grid}")
     print(f"({time.perf_counter() - start:.0f} s)")
     return 0

@@ -55,6 +55,8 @@ class DemoPlan:
     perceptual_weight: float = 0.2
     texture_weight: float = 2.0
     texture_tiles: int = 2
+    feature_weight: float = 0.0
+    stats_weight: float = 0.0
 
 
 PLANS = {
@@ -410,6 +412,8 @@ def _train_config(
         perceptual_weight=plan.perceptual_weight,
         texture_weight=plan.texture_weight,
         texture_tiles=plan.texture_tiles,
+        feature_weight=plan.feature_weight,
+        stats_weight=plan.stats_weight,
         eval_every=plan.eval_every,
         save_every=plan.eval_every,
         val_fraction=0.2,

@@ -37,6 +37,7 @@ __all__ = [
     "Recipe",
     "distil_styleid",
     "finetune_config",
+    "held_out_pairs",
     "import_styleid_pairs",
     "offline_inputs",
     "pretrain_config",
@@ -308,3 +309,28 @@ def distil_styleid(
         )
         train(config)
     return {"offline": offline_student, "real": real_student}
+
+
+def held_out_pairs(
+    dataset: str | os.PathLike, *, recipe: Recipe = Recipe()
+) -> dict[str, list[tuple[Path, Path, Path]]]:
+    """(content, style, StyleID output) of the pairs of an imported ``dataset`` that a
+    fine-tune without ``val_data`` holds out: ``train``'s own validation split (by content
+    and by style, TrainConfig's ``val_fraction``, the recipe's seed), grouped by what the
+    student saw (``unseen_content``, ``unseen_style``, ``unseen_both``, ``seen``)."""
+    from .dataset.reader import read_manifest
+    from .train.data import split
+
+    fraction = TrainConfig(data="", out="").val_fraction
+    _, val_keys, groups = split(Path(dataset), fraction, recipe.seed)
+    records = {r["key"]: r for r in read_manifest(dataset)}
+    found: dict[str, list[tuple[Path, Path, Path]]] = {}
+    for key in val_keys:
+        record = records[key]
+        triple = (
+            Path(record["content"]),
+            Path(record["style"]),
+            Path(record["imported"]["source"]),
+        )
+        found.setdefault(groups[key], []).append(triple)
+    return dict(sorted(found.items()))
