@@ -118,20 +118,12 @@ def fold_groups(data: Path, fold: Fold) -> dict[str, list[tuple[Path, Path, Path
 
 
 def folder_pairs(data: Path) -> list[tuple[Path, Path, Path]]:
-    """Every pair of a StyleID output folder: ``stylized/{content}_stylized_{style}.png``
-    with ``contents/{content}.*`` and ``styles/{style}.*`` (any image extension)."""
-    from styledistill.images import list_images
+    """Every pair of a StyleID output folder, matched as ``dataset import`` matches them:
+    ``stylized/{content}_stylized_{style}.*`` with ``contents/`` and ``styles/``."""
+    from styledistill.dataset.importer import match_by_pattern
 
-    def by_stem(folder: Path) -> dict[str, Path]:
-        return {p.stem: p for p in list_images(folder)} if folder.is_dir() else {}
-
-    contents, styles = by_stem(data / "contents"), by_stem(data / "styles")
-    found = []
-    for target in sorted(by_stem(data / "stylized").values()):
-        content, sep, style = target.stem.partition("_stylized_")
-        if sep and content in contents and style in styles:
-            found.append((contents[content], styles[style], target))
-    return found
+    triples, _ = match_by_pattern(data / "stylized", data / "contents", data / "styles")
+    return [(t.content, t.style, t.stylized) for t in triples]
 
 
 def shipped_held_out(data: Path, work: Path) -> dict[str, list[tuple[Path, Path, Path]]]:
@@ -142,10 +134,19 @@ def shipped_held_out(data: Path, work: Path) -> dict[str, list[tuple[Path, Path,
     return held_out_pairs(import_styleid_pairs(data, FOLDS["A"].pairs("all"), work / "all_pairs"))
 
 
+def at_size_of(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``image`` at StyleID's square output size (StyleID's centre crop), if not already."""
+    from styledistill.images import center_crop_resize
+
+    if image.shape[-2:] == target.shape[-2:]:
+        return image
+    return center_crop_resize(image, int(target.shape[-1]))
+
+
 def score(groups: dict[str, list[tuple[Path, Path, Path]]], rows: dict, keep=None) -> dict:
     """Per group and row: mean measures and gains over the group's pairs."""
     from styledistill.image_ops import histogram_matched
-    from styledistill.images import center_crop_resize, load_image
+    from styledistill.images import load_image
     from styledistill.metrics.fidelity import psnr, ssim
     from styledistill.metrics.perceptual import EfficientNetLite0, PerceptualDistance
     from styledistill.runtime import progress_bar
@@ -158,12 +159,12 @@ def score(groups: dict[str, list[tuple[Path, Path, Path]]], rows: dict, keep=Non
         todo, desc="score", unit="pair"
     ):
         target = load_image(target_path)
-        side = int(target.shape[-1])  # StyleID's outputs are square
-        content = center_crop_resize(load_image(content_path), side)
+
+        content = at_size_of(load_image(content_path), target)
         style = load_image(style_path)
         outputs = {"content": content, "hist-matched": histogram_matched(content, style)}
         for name, run in rows.items():
-            outputs[name] = center_crop_resize(run(content_path, style_path), side)
+            outputs[name] = at_size_of(run(content_path, style_path), target)
         batch = torch.stack(list(outputs.values())).float()
         targets = target[None].expand_as(batch)
         values = {"psnr": psnr(batch, targets), "ssim": ssim(batch, targets)}
@@ -269,7 +270,13 @@ def main() -> int:
         return 2
     fold = FOLDS[args.fold]
     if args.test_data:
-        groups = {"test": folder_pairs(args.test_data)}
+        from styledistill.errors import StyledistillError
+
+        try:
+            groups = {"test": folder_pairs(args.test_data)}
+        except StyledistillError as error:
+            print(f"error: --test-data {data}: {error}", file=sys.stderr)
+            return 2
         if not groups["test"]:
             print(f"error: --test-data {data}: no complete pair found", file=sys.stderr)
             return 2

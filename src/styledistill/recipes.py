@@ -321,8 +321,7 @@ def held_out_pairs(
     from .dataset.reader import read_manifest
     from .train.data import split
 
-    fraction = TrainConfig(data="", out="").val_fraction
-    _, val_keys, groups = split(Path(dataset), fraction, recipe.seed)
+    _, val_keys, groups = split(Path(dataset), TrainConfig.val_fraction, recipe.seed)
     records = {r["key"]: r for r in read_manifest(dataset)}
     found: dict[str, list[tuple[Path, Path, Path]]] = {}
     for key in val_keys:

@@ -768,19 +768,21 @@ def write_samples(
     """Write ``out_dir/contents/<name>.png`` and ``out_dir/styles/<name>.png``.
 
     Photos are resized so the long side is ``size``; styles are ``size`` x ``size``.
-    With ``overwrite=False`` a file already there is kept (someone's own image under a
-    sample's name is never replaced). Returns ``{"contents": [paths], "styles": [paths]}``,
-    plus ``"kept": [paths]`` with ``overwrite=False``.
+    With ``overwrite=False`` a file already there (someone's own image under a sample's
+    name) is refused with :class:`~styledistill.outputs.OutputError` before anything is
+    written. Returns ``{"contents": [paths], "styles": [paths]}``.
     """
+    from .outputs import OutputError
+
+    targets = sample_targets(out_dir, styles=styles, contents=contents)
+    existing = [path for _, _, path in targets if os.path.lexists(path)]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputError(
+            f"--out {existing[0]}{more}: already exists; pass --overwrite to replace it"
+        )
     written: dict[str, list[Path]] = {"contents": [], "styles": []}
-    kept, jobs = [], []
-    for kind, name, target in sample_targets(out_dir, styles=styles, contents=contents):
-        if not overwrite and os.path.lexists(target):
-            kept.append(target)
-        else:
-            jobs.append((kind, name))
-    if not overwrite:
-        written["kept"] = kept
+    jobs = [(kind, name) for kind, name, _ in targets]
     out = Path(out_dir)
     bar = progress_bar(jobs, desc="samples", unit="img", enabled=progress and bool(jobs))
     for kind, name in bar:

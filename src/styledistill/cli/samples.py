@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 HELP = "write sample photos and generated style images (no network needed)"
 DESCRIPTION = """\
@@ -82,19 +81,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seed {args.seed}: use a non-negative integer")
     if args.no_contents and args.no_styles:
         raise ConfigError("--no-contents and --no-styles together leave nothing to write")
-    from ..outputs import OutputError, check_output_folder
-    from ..samples import sample_targets
+    from ..outputs import check_output_folder
 
     styles = [] if args.no_styles else _selected(args.styles)
     contents = [] if args.no_contents else _selected(args.contents)
-    if not args.overwrite:
-        existing = [p for _, _, p in sample_targets(args.out, styles=styles, contents=contents)]
-        existing = [p for p in existing if os.path.lexists(p)]
-        if existing:
-            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-            raise OutputError(
-                f"--out {existing[0]}{more}: already exists; pass --overwrite to replace it"
-            )
     check_output_folder(args.out, "--out", need_bytes=16 * args.size * args.size * 3)
     written = write_samples(
         args.out,
@@ -103,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         styles=styles,
         contents=contents,
         progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     for kind, paths in written.items():
         if paths:
